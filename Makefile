@@ -1,0 +1,50 @@
+# synth_platform — entry points. Every target creates the virtual environment on first use.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+SCALE ?= 1.0
+SYNTH_HOME ?= $(CURDIR)/.synth
+export SYNTH_HOME
+export DAGSTER_HOME ?= $(SYNTH_HOME)/dagster
+# Keep tools quiet and offline.
+export GX_ANALYTICS_ENABLED := false
+export DO_NOT_TRACK := 1
+export DBT_SEND_ANONYMOUS_USAGE_STATS := false
+export MLFLOW_ENABLE_TELEMETRY := false
+
+.PHONY: setup demo test dev mlflow bench lint lock clean
+
+$(VENV)/.installed: pyproject.toml constraints.txt requirements.lock
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	# torch is pinned to the CPU build (constraints.txt); the lock pins everything else.
+	$(BIN)/python -m pip install -q -c constraints.txt -c requirements.lock -e ".[dev]"
+	touch $@
+
+setup: $(VENV)/.installed  ## create .venv and install pinned dependencies
+
+demo: setup  ## build the demo source and run the whole lifecycle (SCALE=1.0)
+	$(BIN)/python -m synth_platform.cli demo --scale $(SCALE)
+
+test: setup  ## run the test suite
+	$(BIN)/python -m pytest -q
+
+dev: setup  ## the Dagster UI on http://127.0.0.1:3000
+	$(BIN)/python -m synth_platform.cli init-home
+	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+
+mlflow: setup  ## the MLflow UI on http://127.0.0.1:5000 (runs linked from Dagster)
+	$(BIN)/mlflow ui --backend-store-uri "sqlite:///$(SYNTH_HOME)/mlflow/mlflow.db" \
+		--host 127.0.0.1 --port 5000
+
+bench: setup  ## all benchmarks; tables land in bench/results/
+	$(BIN)/python -m bench.run
+
+lint: setup
+	$(BIN)/ruff check synth_platform tests bench && $(BIN)/ruff format --check synth_platform tests bench
+
+lock: setup  ## refresh requirements.lock from the current environment
+	$(BIN)/python -m pip freeze --exclude-editable | grep -v '^synth.platform' > requirements.lock
+
+clean:
+	rm -rf $(SYNTH_HOME) dbt_project/target dbt_project/logs

@@ -1,0 +1,1 @@
+"""Thin Dagster wiring over `synth_platform.lib`."""

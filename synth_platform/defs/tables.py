@@ -1,0 +1,168 @@
+"""Per opted-in dbt model: split → synthesizer → synthetic (+3 blocking checks) → published."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import dagster as dg
+import pandas as pd
+
+from synth_platform.defs.dbt import WAREHOUSE_POOL
+from synth_platform.defs.resources import MlflowResource, SynthHomeResource
+from synth_platform.lib import lifecycle
+from synth_platform.lib.specs import ModelSpec
+
+GATE_DESCRIPTIONS = {
+    "fidelity": "Column shapes (KS/TV complement) and pair trends vs the real table, "
+    "rolled up to one quality score; blocks publication below the threshold.",
+    "privacy": "No synthetic row equal to a training row, DCR share train-vs-holdout near "
+    "50%, no source PII value anywhere in the output; blocks publication.",
+    "validity": "Schema, column types, key uniqueness, ranges and allowed categories "
+    "profiled from the real rows; blocks publication on any violation.",
+}
+
+
+def _md_table(rows: Sequence[dict]) -> dg.MetadataValue:
+    return dg.MetadataValue.md(pd.DataFrame(rows).to_markdown(index=False) if rows else "none")
+
+
+def table_definitions(
+    model: ModelSpec, upstream: dg.AssetKey
+) -> tuple[list[dg.AssetsDefinition], list[dg.AssetChecksDefinition]]:
+    """Assets and checks of one synthetic table, named after the data they hold."""
+    t = model.name
+    group = f"synthetic_{t}"
+    split_key, synth_key = dg.AssetKey(f"{t}_split"), dg.AssetKey(f"{t}_synthesizer")
+    cand_key, pub_key = dg.AssetKey(f"{t}_synthetic"), dg.AssetKey(f"{t}_published")
+    tags = {"synth_platform/table": t}
+
+    @dg.asset(
+        key=split_key, deps=[upstream], group_name=group, kinds={"duckdb", "parquet"},
+        pool=WAREHOUSE_POOL, tags=tags,
+        description=f"Seeded, stable train/holdout split of `{t}` (private; holdout never trains).",
+    )  # fmt: skip
+    def split(synth: SynthHomeResource) -> dg.MaterializeResult:
+        r = lifecycle.split_table(home=synth.home.ensure(), model=model)
+        m = r.metadata
+        kinds = [{"column": c, "treated_as": k} for k, cols in (
+            ("key", [m.primary_key] if m.primary_key else []), ("numeric", m.numeric),
+            ("datetime", m.datetime), ("categorical", m.categorical), ("pii (faked)", m.pii),
+        ) for c in cols]  # fmt: skip
+        return dg.MaterializeResult(
+            metadata={
+                "train_rows": r.train_rows,
+                "holdout_rows": r.holdout_rows,
+                "source_fingerprint": r.source_fingerprint,
+                "columns": _md_table(kinds),
+                "dagster/row_count": r.train_rows + r.holdout_rows,
+            },
+            data_version=dg.DataVersion(r.source_fingerprint[:16]),
+        )
+
+    @dg.asset(
+        key=synth_key, deps=[split_key], group_name=group, kinds={"sdv", "mlflow"}, tags=tags,
+        description=f"SDV `{model.spec.synthesizer}` fitted on `{t}` training rows; one MLflow "
+        "run per fit with the model registered.",
+    )  # fmt: skip
+    def synthesizer(synth: SynthHomeResource, mlflow: MlflowResource) -> dg.MaterializeResult:
+        r = lifecycle.train_table(
+            home=synth.home.ensure(), model=model, tracking_uri=mlflow.tracking_uri
+        )
+        return dg.MaterializeResult(
+            metadata={
+                "mlflow_run": dg.MetadataValue.url(mlflow.run_url(r.experiment_id, r.run_id)),
+                "mlflow_run_id": r.run_id,
+                "mlflow_tracking_uri": mlflow.tracking_uri,
+                "registered_model": f"{r.model_name} v{r.model_version}",
+                "synthesizer": model.spec.synthesizer,
+                "fit_seconds": round(r.fit_seconds, 3),
+                "train_rows": r.rows,
+                "source_fingerprint": r.source_fingerprint,
+            }
+        )
+
+    @dg.asset(
+        key=cand_key, deps=[synth_key], group_name=group, kinds={"parquet"}, tags=tags,
+        description=f"Seeded synthetic sample of `{t}`, written in batches: a private "
+        "candidate until every blocking check passes.",
+    )  # fmt: skip
+    def synthetic(synth: SynthHomeResource) -> dg.MaterializeResult:
+        r = lifecycle.sample_table(home=synth.home.ensure(), model=model)
+        preview = pd.read_parquet(r.path).head(5)
+        return dg.MaterializeResult(
+            metadata={
+                "candidate_id": r.candidate_id,
+                "dagster/row_count": r.rows,
+                "seed": r.seed,
+                "sample_seconds": round(r.sample_seconds, 3),
+                "mlflow_run_id": r.run_id,
+                "preview": dg.MetadataValue.md(preview.to_markdown(index=False)),
+            }
+        )
+
+    def make_check(kind: str) -> dg.AssetChecksDefinition:
+        @dg.asset_check(
+            asset=cand_key, name=f"{t}_{kind}", blocking=True,
+            description=GATE_DESCRIPTIONS[kind],
+        )  # fmt: skip
+        def check(synth: SynthHomeResource, mlflow: MlflowResource) -> dg.AssetCheckResult:
+            r = lifecycle.evaluate_gate(
+                home=synth.home.ensure(),
+                model=model,
+                kind=kind,
+                expectations_dir=synth.expectations_dir,
+                tracking_uri=mlflow.tracking_uri,
+            )
+            metadata = {
+                "score": dg.MetadataValue.float(r.score),
+                "threshold": dg.MetadataValue.float(r.threshold if r.threshold is not None else 0),
+                **{k: v for k, v in r.metrics.items() if isinstance(v, int | float)},
+                "suite": dg.MetadataValue.path(r.suite_path),
+                "candidate_id": r.candidate_id,
+            }
+            if r.report_uri:
+                metadata["full_result"] = dg.MetadataValue.url(r.report_uri)
+            if r.failures:
+                metadata["failures"] = dg.MetadataValue.md(
+                    "\n".join(f"- {f}" for f in r.failures[:50])
+                )
+            return dg.AssetCheckResult(
+                passed=r.passed,
+                severity=dg.AssetCheckSeverity.ERROR,
+                metadata=metadata,
+                description=(
+                    f"{kind}: {r.score:.4g} vs threshold {r.threshold}"
+                    + ("" if r.passed else f" — FAILED: {'; '.join(r.failures[:3])}")
+                ),
+            )
+
+        return check
+
+    @dg.asset(
+        key=pub_key, deps=[cand_key], group_name=group, kinds={"parquet", "duckdb"}, tags=tags,
+        description=f"Published synthetic `{t}`: a versioned, immutable release in the public "
+        "store, written only when every blocking check on the candidate passed.",
+    )  # fmt: skip
+    def published(synth: SynthHomeResource) -> dg.MaterializeResult:
+        release = lifecycle.publish_table(
+            home=synth.home.ensure(), model=model, keep=synth.keep_releases
+        )
+        catalog = synth.home.public_dir / "catalog.duckdb"
+        return dg.MaterializeResult(
+            metadata={
+                "version": release.version,
+                "dagster/row_count": release.manifest["rows"],
+                "data": dg.MetadataValue.path(str(release.data)),
+                "catalog": dg.MetadataValue.path(str(catalog)),
+                "query": dg.MetadataValue.md(
+                    f"```sql\n-- duckdb -readonly {catalog}\nselect * from {t} limit 10;\n"
+                    f"select version, published_at, scores from releases "
+                    f"where table_name = '{t}' and is_latest;\n```"
+                ),
+                "scores": dg.MetadataValue.json(release.manifest["scores"]),
+                "mlflow_run_id": release.manifest["mlflow_run_id"],
+            },
+            data_version=dg.DataVersion(release.version),
+        )
+
+    return [split, synthesizer, synthetic, published], [make_check(k) for k in lifecycle.GATES]

@@ -1,0 +1,483 @@
+"""The per-table lifecycle as plain functions: split → train → sample → gates → publish.
+
+Each step reads its inputs from, and writes its outputs to, the table's private directory
+(`SYNTH_HOME/private/<table>/`), so steps pass file paths rather than DataFrames and can run in
+separate processes. The Dagster assets in `synth_platform.defs` are thin calls to these.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import cloudpickle
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from synth_platform.lib import expectations as gx_suites
+from synth_platform.lib.expectations import GATE_KINDS as GATES
+from synth_platform.lib.errors import GateFailedError, SourceError
+from synth_platform.lib.evaluation import evaluate_fidelity, evaluate_privacy, find_pii_leaks
+from synth_platform.lib.extract import read_real_table
+from synth_platform.lib.home import SynthHome
+from synth_platform.lib.metadata import TableMetadata, derive_metadata
+from synth_platform.lib.publish import Release, publish_release
+from synth_platform.lib.specs import ModelSpec
+from synth_platform.lib.split import fingerprint, split_frame
+from synth_platform.lib.synthesis import fit_synthesizer, write_candidate
+from synth_platform.lib.tracking import code_version, log_run_artifact, log_training
+
+
+@dataclass(frozen=True)
+class TablePaths:
+    """Files of one table in the private zone."""
+
+    root: Path
+
+    train = property(lambda self: self.root / "train.parquet")
+    holdout = property(lambda self: self.root / "holdout.parquet")
+    metadata = property(lambda self: self.root / "metadata.json")
+    model = property(lambda self: self.root / "synthesizer.pkl")
+    model_info = property(lambda self: self.root / "synthesizer.json")
+    candidate = property(lambda self: self.root / "candidate.parquet")
+    candidate_info = property(lambda self: self.root / "candidate.json")
+
+    def gate(self, kind: str) -> Path:
+        return self.root / "gates" / f"{kind}.json"
+
+
+def paths_for(home: SynthHome, table: str) -> TablePaths:
+    return TablePaths(home.table_dir(table))
+
+
+def _write_json(path: Path, payload: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(payload, indent=2, default=str) + "\n")
+    tmp.replace(path)
+
+
+def _read_json(path: Path, *, table: str, step: str) -> dict[str, Any]:
+    if not path.exists():
+        raise SourceError(f"table '{table}': {path.name} is missing; materialize {step} first.")
+    return json.loads(path.read_text())
+
+
+def _write_parquet(df: pd.DataFrame, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".parquet.tmp")
+    pq.write_table(pa.Table.from_pandas(df, preserve_index=False), tmp)
+    tmp.replace(path)
+
+
+def load_metadata(paths: TablePaths, table: str) -> tuple[TableMetadata, dict]:
+    raw = _read_json(paths.metadata, table=table, step=f"{table}_split")
+    m = raw["table"]
+    meta = TableMetadata(
+        table=m["table"],
+        primary_key=m["primary_key"],
+        numeric=tuple(m["numeric"]),
+        datetime=tuple(m["datetime"]),
+        categorical=tuple(m["categorical"]),
+        pii=dict(m["pii"]),
+        columns=tuple(m["columns"]),
+    )
+    return meta, raw["sdv"]
+
+
+# --------------------------------------------------------------------------- split
+
+
+@dataclass(frozen=True)
+class SplitResult:
+    train_rows: int
+    holdout_rows: int
+    source_fingerprint: str
+    metadata: TableMetadata
+
+
+def split_table(*, home: SynthHome, model: ModelSpec) -> SplitResult:
+    """Read the real table, derive its metadata, and write a seeded train/holdout split."""
+    real = read_real_table(
+        warehouse=home.warehouse_db,
+        relation=model.relation,
+        table=model.name,
+        exclude=tuple(model.spec.exclude),
+    )
+    meta, sdv = derive_metadata(data=real, model=model)
+    train, holdout = split_frame(
+        real, key=meta.primary_key, holdout=model.spec.holdout, seed=model.spec.seed
+    )
+    if len(train) < 10 or holdout.empty:
+        raise SourceError(
+            f"table '{model.name}': {len(real)} rows give {len(train)} training and "
+            f"{len(holdout)} holdout rows; at least 10 and 1 are needed. Add rows or change "
+            "`meta.synthetic.holdout`."
+        )
+    paths = paths_for(home, model.name)
+    _write_parquet(train, paths.train)
+    _write_parquet(holdout, paths.holdout)
+    fp = fingerprint(real)
+    _write_json(paths.metadata, {"table": meta.to_dict(), "sdv": sdv, "source_fingerprint": fp})
+    return SplitResult(len(train), len(holdout), fp, meta)
+
+
+# --------------------------------------------------------------------------- train
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    run_id: str
+    experiment_id: str
+    model_name: str
+    model_version: str | None
+    fit_seconds: float
+    rows: int
+    columns: int
+    source_fingerprint: str
+
+
+def _pip_requirements() -> list[str]:
+    from importlib.metadata import version
+
+    return [f"{p}=={version(p)}" for p in ("sdv", "pandas", "cloudpickle")]
+
+
+def train_table(*, home: SynthHome, model: ModelSpec, tracking_uri: str) -> TrainResult:
+    """Fit the synthesizer on the training rows and record the run in MLflow."""
+    paths = paths_for(home, model.name)
+    meta, sdv = load_metadata(paths, model.name)
+    fp = _read_json(paths.metadata, table=model.name, step=f"{model.name}_split")[
+        "source_fingerprint"
+    ]
+    train = pd.read_parquet(paths.train)
+    fit = fit_synthesizer(train=train, metadata=meta, sdv_metadata=sdv, spec=model.spec)
+    run = log_training(
+        tracking_uri=tracking_uri,
+        artifact_root=home.mlflow_artifacts,
+        table=model.name,
+        params={
+            "synthesizer": model.spec.synthesizer,
+            **{f"param.{k}": v for k, v in model.spec.parameters.items()},
+            "seed": model.spec.seed,
+            "holdout": model.spec.holdout,
+            "primary_key": meta.primary_key,
+            "pii_columns": ",".join(sorted(meta.pii)),
+        },
+        tags={
+            "synth_platform.table": model.name,
+            "synth_platform.dbt_model": model.unique_id,
+            "synth_platform.source_fingerprint": fp,
+            "synth_platform.code_version": code_version(),
+        },
+        metrics={
+            "fit_seconds": fit.fit_seconds,
+            "train_rows": fit.rows,
+            "train_columns": fit.columns,
+        },
+        synthesizer=fit.synthesizer,
+        metadata_json={"table": meta.to_dict(), "sdv": sdv},
+        pip_requirements=_pip_requirements(),
+    )
+    tmp = paths.model.with_suffix(".pkl.tmp")
+    with open(tmp, "wb") as fh:
+        cloudpickle.dump(fit.synthesizer, fh)
+    tmp.replace(paths.model)
+    result = TrainResult(
+        run_id=run.run_id,
+        experiment_id=run.experiment_id,
+        model_name=run.model_name,
+        model_version=run.model_version,
+        fit_seconds=fit.fit_seconds,
+        rows=fit.rows,
+        columns=fit.columns,
+        source_fingerprint=fp,
+    )
+    _write_json(paths.model_info, asdict(result))
+    return result
+
+
+# --------------------------------------------------------------------------- sample
+
+
+@dataclass(frozen=True)
+class CandidateResult:
+    candidate_id: str
+    rows: int
+    seed: int
+    sample_seconds: float
+    run_id: str
+    path: str
+
+
+def _pii_context(
+    meta: TableMetadata, frames: list[pd.DataFrame]
+) -> tuple[dict[str, float], dict[str, frozenset[str]]]:
+    real = pd.concat([f[list(meta.pii)] for f in frames], ignore_index=True)
+    nulls = {c: float(real[c].isna().mean()) for c in meta.pii}
+    forbidden = {c: frozenset(real[c].dropna().astype(str)) for c in meta.pii}
+    return nulls, forbidden
+
+
+def sample_table(
+    *, home: SynthHome, model: ModelSpec, synthesizer: Any | None = None
+) -> CandidateResult:
+    """Sample the candidate synthetic table (private) from the fitted model, in batches.
+
+    Args:
+        synthesizer: Use this fitted synthesizer instead of the saved one (tests plant
+            defective synthesizers this way).
+    """
+    paths = paths_for(home, model.name)
+    meta, _ = load_metadata(paths, model.name)
+    info = _read_json(paths.model_info, table=model.name, step=f"{model.name}_synthesizer")
+    if synthesizer is None:
+        with open(paths.model, "rb") as fh:
+            synthesizer = cloudpickle.load(fh)
+    train_rows = pq.read_metadata(paths.train).num_rows
+    holdout_rows = pq.read_metadata(paths.holdout).num_rows
+    rows = model.spec.sample_rows(train_rows + holdout_rows)
+    nulls, forbidden = ({}, {})
+    if meta.pii:
+        nulls, forbidden = _pii_context(
+            meta,
+            [pd.read_parquet(p, columns=list(meta.pii)) for p in (paths.train, paths.holdout)],
+        )
+    start = time.perf_counter()
+    written = write_candidate(
+        synthesizer=synthesizer,
+        metadata=meta,
+        schema=pq.read_schema(paths.train).remove_metadata(),
+        rows=rows,
+        seed=model.spec.seed,
+        batch_size=model.spec.batch_size,
+        path=paths.candidate,
+        null_shares=nulls,
+        forbidden=forbidden,
+    )
+    result = CandidateResult(
+        candidate_id=uuid.uuid4().hex,
+        rows=written,
+        seed=model.spec.seed,
+        sample_seconds=time.perf_counter() - start,
+        run_id=info["run_id"],
+        path=str(paths.candidate),
+    )
+    _write_json(paths.candidate_info, asdict(result))
+    for kind in gx_suites.GATE_KINDS:  # results of an older candidate no longer apply
+        paths.gate(kind).unlink(missing_ok=True)
+    return result
+
+
+# --------------------------------------------------------------------------- gates
+
+
+@dataclass(frozen=True)
+class GateResult:
+    """The verdict of one blocking gate on one candidate."""
+
+    table: str
+    kind: str
+    candidate_id: str
+    passed: bool
+    score: float
+    threshold: float | None
+    metrics: dict[str, Any]
+    failures: list[str]
+    suite_path: str
+    report_uri: str | None
+    evaluated_at: str
+
+
+def _fidelity_metrics(real: pd.DataFrame, synth: pd.DataFrame, meta: TableMetadata, seed: int):
+    rep = evaluate_fidelity(
+        real=real, synthetic=synth, numeric=meta.numeric, datetime=meta.datetime,
+        categorical=meta.categorical, seed=seed,
+    )  # fmt: skip
+    worst = float(rep.shapes["score"].min()) if len(rep.shapes) else 1.0
+    metrics = {
+        "overall": rep.overall,
+        "column_shapes": rep.column_shapes,
+        "column_pair_trends": rep.column_pair_trends,
+        "worst_column_shape": worst,
+    }
+    details = {
+        "shapes": rep.shapes.to_dict(orient="records"),
+        "pairs": rep.pairs.to_dict(orient="records"),
+    }
+    return metrics, details, "overall"
+
+
+def _privacy_metrics(
+    train: pd.DataFrame, holdout: pd.DataFrame, synth: pd.DataFrame, meta: TableMetadata, seed: int
+):
+    cols = list(meta.evaluated)
+    rep = evaluate_privacy(
+        train=train[cols], holdout=holdout[cols], synthetic=synth[cols], numeric=meta.numeric,
+        datetime=meta.datetime, categorical=meta.categorical, seed=seed,
+    )  # fmt: skip
+    real_pii = set()
+    for c in meta.pii:
+        for frame in (train, holdout):
+            s = frame[c].dropna()
+            if pd.api.types.is_object_dtype(s) or pd.api.types.is_string_dtype(s):
+                real_pii.update(s.astype(str))
+    leaks = find_pii_leaks(real_values=real_pii, synthetic=synth) if real_pii else {}
+    metrics = {
+        "exact_copies_train": rep.exact_copies_train,
+        "exact_copies_holdout": rep.exact_copies_holdout,
+        "dcr_share": rep.dcr_share,
+        "nndr_median": rep.nndr_median,
+        "pii_leaks": int(sum(leaks.values())),
+        "n_synthetic_evaluated": rep.n_synthetic_evaluated,
+    }
+    if rep.baseline_protection is not None:
+        metrics["baseline_protection"] = rep.baseline_protection
+    details = {"pii_leaks_by_column": leaks}
+    return metrics, details, "dcr_share"
+
+
+def evaluate_gate(
+    *,
+    home: SynthHome,
+    model: ModelSpec,
+    kind: str,
+    expectations_dir: Path,
+    tracking_uri: str | None,
+) -> GateResult:
+    """Compute a gate's metrics, validate them with its GE suite, and record the verdict."""
+    paths = paths_for(home, model.name)
+    meta, _ = load_metadata(paths, model.name)
+    cand = _read_json(paths.candidate_info, table=model.name, step=f"{model.name}_synthetic")
+    train = pd.read_parquet(paths.train)
+    holdout = pd.read_parquet(paths.holdout)
+    synth = pd.read_parquet(paths.candidate)
+    suites = gx_suites.ensure_suites(
+        directory=expectations_dir,
+        table=model.name,
+        real=pd.concat([train, holdout], ignore_index=True),
+        metadata=meta,
+        thresholds=model.spec.thresholds,
+        not_null=model.not_null_columns,
+    )
+    suite = gx_suites.load_suite(suites[kind], thresholds=model.spec.thresholds)
+    seed = model.spec.seed
+    if kind == "fidelity":
+        real = pd.concat([train, holdout], ignore_index=True)
+        metrics, details, headline = _fidelity_metrics(real, synth, meta, seed)
+    elif kind == "privacy":
+        metrics, details, headline = _privacy_metrics(train, holdout, synth, meta, seed)
+    elif kind == "validity":
+        metrics, details, headline = {}, {}, "validity"
+    else:
+        raise ValueError(f"unknown gate kind {kind!r}")
+    data = synth if kind == "validity" else pd.DataFrame([metrics])
+    outcome = gx_suites.validate(suite=suite, data=data)
+    if kind == "validity":
+        n = len(outcome.outcomes)
+        metrics = {"validity": (n - len(outcome.failures)) / n if n else 1.0}
+    bounds = {
+        o.column: o.bound.get("min_value", o.bound.get("max_value"))
+        for o in outcome.outcomes
+        if o.type == "expect_column_values_to_be_between"
+    }
+    threshold = 1.0 if kind == "validity" else bounds.get(headline)
+    failures = [
+        f"{o.type}({o.column}): observed {o.observed!r}, bound {o.bound}"
+        + (f", {o.unexpected_count} unexpected" if o.unexpected_count else "")
+        for o in outcome.failures
+    ]
+    report_uri = None
+    if tracking_uri:
+        report_uri = log_run_artifact(
+            tracking_uri=tracking_uri,
+            run_id=cand["run_id"],
+            name=f"{kind}.json",
+            payload={
+                "candidate_id": cand["candidate_id"],
+                "metrics": metrics,
+                "details": details,
+                "validation_result": outcome.result_json,
+            },
+            metrics={f"gate.{kind}.{k}": v for k, v in metrics.items() if _is_number(v)},
+        )
+    result = GateResult(
+        table=model.name,
+        kind=kind,
+        candidate_id=cand["candidate_id"],
+        passed=outcome.success,
+        score=float(metrics[headline]),
+        threshold=None if threshold is None else float(threshold),
+        metrics=metrics,
+        failures=failures,
+        suite_path=str(suites[kind]),
+        report_uri=report_uri,
+        evaluated_at=datetime.now(UTC).isoformat(timespec="seconds"),
+    )
+    _write_json(paths.gate(kind), asdict(result))
+    return result
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool)
+
+
+# --------------------------------------------------------------------------- publish
+
+
+def approved_gates(*, home: SynthHome, table: str) -> dict[str, dict[str, Any]]:
+    """The gate verdicts of the current candidate; raises unless all three passed.
+
+    Publication re-checks this itself, so a candidate is never published because a run
+    skipped its checks (e.g. materializing `<table>_published` alone).
+    """
+    paths = paths_for(home, table)
+    cand = _read_json(paths.candidate_info, table=table, step=f"{table}_synthetic")
+    verdicts, failures = {}, []
+    for kind in gx_suites.GATE_KINDS:
+        p = paths.gate(kind)
+        v = json.loads(p.read_text()) if p.exists() else None
+        if v is None or v["candidate_id"] != cand["candidate_id"]:
+            failures.append(f"{kind} (not evaluated for the current candidate)")
+        elif not v["passed"]:
+            failures.append(f"{kind} (score {v['score']:.4g}, threshold {v['threshold']})")
+        else:
+            verdicts[kind] = v
+    if failures:
+        raise GateFailedError(table=table, failures=failures)
+    return verdicts
+
+
+def publish_table(*, home: SynthHome, model: ModelSpec, keep: int | None = None) -> Release:
+    """Publish the current candidate as a new release, if and only if every gate passed."""
+    verdicts = approved_gates(home=home, table=model.name)
+    paths = paths_for(home, model.name)
+    cand = _read_json(paths.candidate_info, table=model.name, step=f"{model.name}_synthetic")
+    info = _read_json(paths.model_info, table=model.name, step=f"{model.name}_synthesizer")
+    manifest = {
+        "dbt_model": model.unique_id,
+        "rows": cand["rows"],
+        "seed": cand["seed"],
+        "synthesizer": model.spec.synthesizer,
+        "synthesizer_parameters": model.spec.parameters,
+        "source_fingerprint": info["source_fingerprint"],
+        "mlflow_run_id": info["run_id"],
+        "model_name": info["model_name"],
+        "model_version": info["model_version"],
+        "candidate_id": cand["candidate_id"],
+        "code_version": code_version(),
+        "scores": {
+            kind: {"score": v["score"], "threshold": v["threshold"], "passed": v["passed"]}
+            for kind, v in verdicts.items()
+        },
+    }
+    return publish_release(
+        store=home.public_dir, table=model.name, candidate=paths.candidate, manifest=manifest,
+        keep=keep,
+    )  # fmt: skip

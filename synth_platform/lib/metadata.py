@@ -1,0 +1,128 @@
+"""Derive SDV metadata from the data and what dbt declares, instead of retyping it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from synth_platform.lib.errors import UnsupportedColumnError
+from synth_platform.lib.specs import ModelSpec
+
+#: A non-PII string column with more distinct values than this share of rows (and at least
+#: `_MIN_DISTINCT`) looks like an identifier or free text: a categorical model of it would
+#: memorise and replay real values, so it must be declared instead.
+_MAX_DISTINCT_SHARE = 0.5
+_MIN_DISTINCT = 100
+
+
+@dataclass(frozen=True)
+class TableMetadata:
+    """How each column of a table is treated."""
+
+    table: str
+    primary_key: str | None
+    numeric: tuple[str, ...]
+    datetime: tuple[str, ...]
+    categorical: tuple[str, ...]  # includes booleans
+    pii: dict[str, str] = field(default_factory=dict)  # column -> Faker provider
+    columns: tuple[str, ...] = ()  # output column order
+
+    @property
+    def modelled(self) -> tuple[str, ...]:
+        """Columns the synthesizer learns (everything but PII)."""
+        return tuple(c for c in self.columns if c not in self.pii)
+
+    @property
+    def evaluated(self) -> tuple[str, ...]:
+        """Columns the fidelity and privacy metrics compare (no key, no PII)."""
+        return self.numeric + self.datetime + self.categorical
+
+    def to_sdv_dict(self, sdtypes: dict[str, str]) -> dict[str, Any]:
+        """SDV `Metadata.load_from_dict` payload for the modelled columns."""
+        cols: dict[str, dict[str, Any]] = {}
+        for c in self.modelled:
+            if c == self.primary_key:
+                cols[c] = {"sdtype": "id"}
+            else:
+                cols[c] = {"sdtype": sdtypes[c]}
+        table: dict[str, Any] = {"columns": cols}
+        if self.primary_key:
+            table["primary_key"] = self.primary_key
+        return {"tables": {self.table: table}, "relationships": [], "METADATA_SPEC_VERSION": "V1"}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "table": self.table,
+            "primary_key": self.primary_key,
+            "numeric": list(self.numeric),
+            "datetime": list(self.datetime),
+            "categorical": list(self.categorical),
+            "pii": dict(self.pii),
+            "columns": list(self.columns),
+        }
+
+
+def derive_sdtypes(*, data: pd.DataFrame, model: ModelSpec) -> dict[str, str]:
+    """SDV sdtype per non-PII column: dbt tests and overrides first, then the dtype."""
+    pii = model.pii
+    out: dict[str, str] = {}
+    for c in data.columns:
+        if c in pii:
+            continue
+        s = data[c]
+        if c in model.spec.sdtypes:
+            out[c] = model.spec.sdtypes[c]
+        elif c == model.primary_key:
+            out[c] = "id"
+        elif c in model.accepted_values:
+            out[c] = "categorical"
+        elif pd.api.types.is_bool_dtype(s):
+            out[c] = "boolean"
+        elif pd.api.types.is_datetime64_any_dtype(s):
+            out[c] = "datetime"
+        elif pd.api.types.is_numeric_dtype(s):
+            out[c] = "numerical"
+        elif s.dropna().map(type).isin([pd.Timestamp]).all() and s.notna().any():
+            out[c] = "datetime"
+        else:
+            distinct = s.nunique(dropna=True)
+            if distinct >= _MIN_DISTINCT and distinct > _MAX_DISTINCT_SHARE * len(s):
+                raise UnsupportedColumnError(
+                    f"table '{model.name}': column '{c}' has {distinct} distinct text values in "
+                    f"{len(s)} rows, like an identifier or free text. Declare it PII "
+                    f"(column meta `pii: <faker provider>`), list it under "
+                    "`meta.synthetic.exclude`, or force `meta.synthetic.sdtypes."
+                    f"{c}: categorical` if replaying its real values is acceptable."
+                )
+            out[c] = "categorical"
+    return out
+
+
+def derive_metadata(*, data: pd.DataFrame, model: ModelSpec) -> tuple[TableMetadata, dict]:
+    """Table metadata plus the SDV metadata dict, from the real data and the dbt model."""
+    missing_pii = sorted(set(model.pii) - set(data.columns))
+    if missing_pii:
+        raise UnsupportedColumnError(
+            f"table '{model.name}': PII column(s) {missing_pii} are not in the table; "
+            "fix the column meta or `meta.synthetic.pii`."
+        )
+    pk = model.primary_key
+    if pk is not None and pk not in data.columns:
+        raise UnsupportedColumnError(
+            f"table '{model.name}': primary key '{pk}' is not a column of the table; "
+            "fix `meta.synthetic.primary_key` or the model's unique/not_null tests."
+        )
+    sdtypes = derive_sdtypes(data=data, model=model)
+    by = {k: tuple(c for c, t in sdtypes.items() if t == k and c != pk) for k in sdtypes.values()}
+    meta = TableMetadata(
+        table=model.name,
+        primary_key=pk,
+        numeric=by.get("numerical", ()),
+        datetime=by.get("datetime", ()),
+        categorical=by.get("categorical", ()) + by.get("boolean", ()),
+        pii=model.pii,
+        columns=tuple(data.columns),
+    )
+    return meta, meta.to_sdv_dict(sdtypes)

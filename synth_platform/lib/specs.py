@@ -1,0 +1,297 @@
+"""Table specs: which dbt models are synthesized, and how.
+
+A data team opts a model in where it already describes it, in the dbt project:
+
+```yaml
+models:
+  - name: customers
+    config:
+      meta:
+        synthetic:
+          synthesizer: gaussian_copula
+          seed: 42
+    columns:
+      - name: email
+        config: {meta: {pii: email}}
+```
+
+`TableSpec` validates the `meta.synthetic` block; `specs_from_manifest` reads every opted-in
+model from dbt's `manifest.json` together with what dbt already knows about it (keys from
+`unique`/`not_null` tests, categories from `accepted_values`, parents from `relationships`,
+PII from column meta), so nothing is typed twice.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from synth_platform.lib.errors import SpecError
+from synth_platform.lib.identifiers import safe_identifier
+
+SynthesizerName = Literal["gaussian_copula", "ctgan", "tvae", "copulagan"]
+SdType = Literal["numerical", "categorical", "boolean", "datetime", "id"]
+
+_COMMON = {"enforce_min_max_values", "enforce_rounding", "locales"}
+_GAN = {
+    "embedding_dim", "generator_dim", "discriminator_dim", "generator_lr", "generator_decay",
+    "discriminator_lr", "discriminator_decay", "batch_size", "discriminator_steps",
+    "log_frequency", "verbose", "epochs", "pac", "enable_gpu",
+}  # fmt: skip
+#: Constructor parameters each synthesizer accepts (a unit test keeps this in step with SDV).
+SYNTHESIZER_PARAMETERS: dict[str, frozenset[str]] = {
+    "gaussian_copula": frozenset(_COMMON | {"numerical_distributions", "default_distribution"}),
+    "ctgan": frozenset(_COMMON | _GAN),
+    "copulagan": frozenset(_COMMON | _GAN | {"numerical_distributions", "default_distribution"}),
+    "tvae": frozenset(
+        {"enforce_min_max_values", "enforce_rounding"}
+        | {"embedding_dim", "compress_dims", "decompress_dims", "l2scale", "batch_size"}
+        | {"verbose", "epochs", "loss_factor", "enable_gpu"}
+    ),
+}
+
+#: Faker providers accepted as PII generators (column meta `pii: <provider>`).
+PII_PROVIDERS = frozenset(
+    {
+        "name", "first_name", "last_name", "email", "safe_email", "phone_number", "ssn",
+        "street_address", "address", "city", "postcode", "iban", "credit_card_number",
+        "date_of_birth", "user_name", "ipv4", "company", "license_plate", "uuid4",
+    }
+)  # fmt: skip
+
+
+class Thresholds(BaseModel):
+    """Gate thresholds. A candidate is published only if every one holds."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    fidelity: float = Field(0.80, ge=0, le=1, description="Minimum overall quality score.")
+    column_shapes: float | None = Field(None, ge=0, le=1, description="Minimum Column Shapes.")
+    column_pair_trends: float | None = Field(
+        None, ge=0, le=1, description="Minimum Column Pair Trends."
+    )
+    worst_column: float = Field(
+        0.50, ge=0, le=1, description="Minimum shape score of any single column."
+    )
+    dcr_share: float = Field(
+        0.60,
+        gt=0.5,
+        le=1,
+        description="Maximum share of synthetic rows closer to training than to holdout rows.",
+    )
+    exact_copies: int = Field(0, ge=0, description="Maximum synthetic rows equal to a real row.")
+    pii_leaks: int = Field(0, ge=0, description="Maximum output cells holding a source PII value.")
+
+
+class TableSpec(BaseModel):
+    """The `meta.synthetic` block of a dbt model."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    synthesizer: SynthesizerName = Field("gaussian_copula", description="SDV synthesizer.")
+    parameters: dict[str, Any] = Field(
+        default_factory=dict, description="Constructor parameters of the SDV synthesizer."
+    )
+    rows: int | None = Field(None, gt=0, description="Synthetic rows to sample.")
+    scale: float | None = Field(None, gt=0, le=1000, description="Rows as a multiple of real.")
+    seed: int = Field(0, ge=0, description="Seed of the split, the fit and the sample.")
+    holdout: float = Field(0.2, gt=0, le=0.5, description="Share of real rows held out.")
+    primary_key: str | None = Field(None, description="Key column (default: from dbt tests).")
+    pii: dict[str, str] = Field(
+        default_factory=dict, description="PII columns -> Faker provider (adds to column meta)."
+    )
+    sdtypes: dict[str, SdType] = Field(
+        default_factory=dict, description="Override the derived SDV sdtype of columns."
+    )
+    exclude: list[str] = Field(
+        default_factory=list, description="Columns left out of the synthetic table."
+    )
+    batch_size: int = Field(50_000, gt=0, description="Rows per sampling batch.")
+    thresholds: Thresholds = Field(default_factory=Thresholds)
+
+    @model_validator(mode="after")
+    def _check(self) -> TableSpec:
+        if self.rows is not None and self.scale is not None:
+            raise ValueError("set either `rows` or `scale`, not both")
+        allowed = SYNTHESIZER_PARAMETERS[self.synthesizer]
+        unknown = sorted(set(self.parameters) - allowed)
+        if unknown:
+            raise ValueError(
+                f"unknown parameter(s) {unknown} for synthesizer '{self.synthesizer}'; "
+                f"allowed: {sorted(allowed)}"
+            )
+        bad = {c: p for c, p in self.pii.items() if p not in PII_PROVIDERS}
+        if bad:
+            raise ValueError(f"unknown PII provider(s) {bad}; allowed: {sorted(PII_PROVIDERS)}")
+        return self
+
+    def sample_rows(self, real_rows: int) -> int:
+        """Number of synthetic rows to sample for a real table of `real_rows` rows."""
+        if self.rows is not None:
+            return self.rows
+        return max(1, round(real_rows * (self.scale if self.scale is not None else 1.0)))
+
+
+def parse_spec(*, model: str, block: Mapping[str, Any] | None) -> TableSpec:
+    """Validate one `meta.synthetic` block; errors name the model and the field."""
+    if block is None or block is True:
+        block = {}
+    if not isinstance(block, Mapping):
+        raise SpecError(model=model, field="", problem=f"expected a mapping, got {block!r}")
+    try:
+        return TableSpec.model_validate(dict(block))
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = ".".join(str(p) for p in err["loc"]) or "(block)"
+        raise SpecError(model=model, field=loc, problem=err["msg"]) from None
+
+
+@dataclass(frozen=True)
+class ColumnInfo:
+    """What dbt knows about a column."""
+
+    name: str
+    description: str = ""
+    data_type: str | None = None
+    meta: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """An opted-in dbt model with its validated spec and what dbt tests declare about it."""
+
+    name: str
+    unique_id: str
+    relation: str  # schema.table in the warehouse
+    spec: TableSpec
+    columns: Mapping[str, ColumnInfo]
+    unique_columns: frozenset[str] = frozenset()
+    not_null_columns: frozenset[str] = frozenset()
+    accepted_values: Mapping[str, tuple[Any, ...]] = field(default_factory=dict)
+    relationships: tuple[tuple[str, str, str], ...] = ()  # (column, parent model, parent col)
+
+    @property
+    def primary_key(self) -> str | None:
+        """Explicit `primary_key`, else the single column tested both unique and not_null."""
+        if self.spec.primary_key:
+            return self.spec.primary_key
+        keys = sorted(self.unique_columns & self.not_null_columns)
+        return keys[0] if len(keys) == 1 else None
+
+    @property
+    def pii(self) -> dict[str, str]:
+        """PII columns -> Faker provider, from column meta `pii:` and the spec's `pii`."""
+        found = {}
+        for col in self.columns.values():
+            provider = col.meta.get("pii")
+            if provider:
+                found[col.name] = provider if isinstance(provider, str) else "name"
+        found.update(self.spec.pii)
+        return found
+
+
+def _column_meta(col: Mapping[str, Any]) -> dict[str, Any]:
+    meta = dict(col.get("meta") or {})
+    meta.update((col.get("config") or {}).get("meta") or {})
+    return meta
+
+
+def _model_meta(node: Mapping[str, Any]) -> dict[str, Any]:
+    meta = dict(node.get("meta") or {})
+    meta.update((node.get("config") or {}).get("meta") or {})
+    return meta
+
+
+def specs_from_manifest(manifest: Mapping[str, Any]) -> list[ModelSpec]:
+    """Every model whose meta has a `synthetic` block, validated, sorted by name.
+
+    Raises:
+        SpecError: a block is invalid, or names a column the model does not have.
+    """
+    nodes = manifest.get("nodes", {})
+    tests: dict[str, list[Mapping[str, Any]]] = {}
+    for node in nodes.values():
+        if node.get("resource_type") == "test" and node.get("test_metadata"):
+            attached = node.get("attached_node") or next(
+                iter((node.get("depends_on") or {}).get("nodes", [])), None
+            )
+            if attached:
+                tests.setdefault(attached, []).append(node)
+
+    model_names = {
+        uid: n["name"] for uid, n in nodes.items() if n.get("resource_type") == "model"
+    }
+    specs: list[ModelSpec] = []
+    for uid, node in nodes.items():
+        if node.get("resource_type") != "model":
+            continue
+        meta = _model_meta(node)
+        if "synthetic" not in meta:
+            continue
+        name = node["name"]
+        safe_identifier(name, what="dbt model name")
+        spec = parse_spec(model=name, block=meta["synthetic"])
+        columns = {
+            c["name"]: ColumnInfo(
+                name=c["name"],
+                description=c.get("description") or "",
+                data_type=c.get("data_type"),
+                meta=_column_meta(c),
+            )
+            for c in (node.get("columns") or {}).values()
+        }
+        unique, not_null, accepted, rels = set(), set(), {}, []
+        for t in tests.get(uid, []):
+            tm = t["test_metadata"]
+            col = t.get("column_name") or (tm.get("kwargs") or {}).get("column_name")
+            kw = tm.get("kwargs") or {}
+            if not col:
+                continue
+            if tm["name"] == "unique":
+                unique.add(col)
+            elif tm["name"] == "not_null":
+                not_null.add(col)
+            elif tm["name"] == "accepted_values":
+                accepted[col] = tuple(kw.get("values") or ())
+            elif tm["name"] == "relationships":
+                parents = [d for d in t.get("depends_on", {}).get("nodes", []) if d != uid]
+                parent = model_names.get(parents[0]) if parents else None
+                if parent:
+                    rels.append((col, parent, str(kw.get("field", col))))
+        spec_cols = (
+            [("primary_key", spec.primary_key)] if spec.primary_key else []
+        ) + [(f"pii.{c}", c) for c in spec.pii] + [(f"sdtypes.{c}", c) for c in spec.sdtypes]
+        if columns:
+            for field_name, col in spec_cols:
+                if col not in columns:
+                    raise SpecError(
+                        model=name,
+                        field=field_name,
+                        problem=f"column '{col}' is not documented in the model's .yml "
+                        f"(known: {sorted(columns)})",
+                    )
+        relation = f"{node.get('schema', 'main')}.{node.get('alias') or name}"
+        specs.append(
+            ModelSpec(
+                name=name,
+                unique_id=uid,
+                relation=relation,
+                spec=spec,
+                columns=columns,
+                unique_columns=frozenset(unique),
+                not_null_columns=frozenset(not_null),
+                accepted_values=accepted,
+                relationships=tuple(rels),
+            )
+        )
+    return sorted(specs, key=lambda s: s.name)
+
+
+def load_manifest(path: Path) -> dict[str, Any]:
+    """Read dbt's `manifest.json`."""
+    return json.loads(Path(path).read_text())

@@ -1,0 +1,129 @@
+"""MLflow tracking: one run per fit, the model registered, gate results attached to the run."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import mlflow.pyfunc
+from mlflow.tracking import MlflowClient
+
+
+class SynthesizerModel(mlflow.pyfunc.PythonModel):
+    """pyfunc wrapper: `predict(pd.DataFrame({"num_rows": [n], "seed": [s]}))` samples rows."""
+
+    def load_context(self, context: Any) -> None:
+        import cloudpickle
+
+        with open(context.artifacts["synthesizer"], "rb") as fh:
+            self.synthesizer = cloudpickle.load(fh)
+
+    def predict(self, context: Any, model_input: Any, params: dict | None = None) -> Any:
+        row = model_input.iloc[0]
+        self.synthesizer.reset_sampling()
+        self.synthesizer._set_random_state(int(row.get("seed", 0)))
+        sampled = self.synthesizer.sample(num_rows=int(row["num_rows"]))
+        return next(iter(sampled.values()))
+
+
+@dataclass(frozen=True)
+class TrainingRun:
+    """Where a fit is recorded."""
+
+    run_id: str
+    experiment_id: str
+    model_name: str
+    model_version: str | None
+    tracking_uri: str
+
+    def ui_url(self, ui_base: str) -> str:
+        return f"{ui_base.rstrip('/')}/#/experiments/{self.experiment_id}/runs/{self.run_id}"
+
+
+def code_version(repo: Path | None = None) -> str:
+    """The git commit of the project, or the package version outside a checkout."""
+    from synth_platform import __version__
+
+    try:
+        sha = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=repo or Path(__file__).resolve().parent,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        ).stdout.strip()
+        return f"{__version__}+g{sha}"
+    except (OSError, subprocess.SubprocessError):
+        return __version__
+
+
+def _experiment(client: MlflowClient, name: str, artifact_root: Path | None) -> str:
+    exp = client.get_experiment_by_name(name)
+    if exp is not None:
+        return exp.experiment_id
+    location = artifact_root.resolve().as_uri() + "/" + name.replace("/", "_") if artifact_root else None
+    return client.create_experiment(name, artifact_location=location)
+
+
+def log_training(
+    *,
+    tracking_uri: str,
+    artifact_root: Path | None,
+    table: str,
+    params: dict[str, Any],
+    tags: dict[str, str],
+    metrics: dict[str, float],
+    synthesizer: Any,
+    metadata_json: dict[str, Any],
+    pip_requirements: list[str],
+) -> TrainingRun:
+    """Record a fit: params, fingerprint tags, metrics, SDV metadata, the model (registered)."""
+    mlflow.set_tracking_uri(tracking_uri)
+    client = MlflowClient(tracking_uri=tracking_uri)
+    exp_id = _experiment(client, f"synth_platform/{table}", artifact_root)
+    model_name = f"synth_platform.{table}"
+    with tempfile.TemporaryDirectory() as tmp:
+        model_file = Path(tmp) / "synthesizer.pkl"
+        synthesizer.save(str(model_file))
+        (Path(tmp) / "sdv_metadata.json").write_text(json.dumps(metadata_json, indent=2))
+        with mlflow.start_run(experiment_id=exp_id, run_name=f"{table}-fit") as run:
+            mlflow.log_params({k: str(v)[:500] for k, v in params.items()})
+            mlflow.set_tags(tags)
+            mlflow.log_metrics(metrics)
+            mlflow.log_artifact(str(Path(tmp) / "sdv_metadata.json"))
+            info = mlflow.pyfunc.log_model(
+                name="model",
+                python_model=SynthesizerModel(),
+                artifacts={"synthesizer": str(model_file)},
+                pip_requirements=pip_requirements,
+                registered_model_name=model_name,
+            )
+    version = getattr(info, "registered_model_version", None)
+    return TrainingRun(
+        run_id=run.info.run_id,
+        experiment_id=exp_id,
+        model_name=model_name,
+        model_version=str(version) if version is not None else None,
+        tracking_uri=tracking_uri,
+    )
+
+
+def log_run_artifact(
+    *, tracking_uri: str, run_id: str, name: str, payload: dict | str, metrics: dict | None = None
+) -> str:
+    """Attach a JSON/HTML report (and metrics) to an existing run; returns its artifact URI."""
+    client = MlflowClient(tracking_uri=tracking_uri)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / name
+        text = payload if isinstance(payload, str) else json.dumps(payload, indent=2, default=str)
+        path.write_text(text)
+        client.log_artifact(run_id, str(path), artifact_path="gates")
+    for k, v in (metrics or {}).items():
+        client.log_metric(run_id, k, float(v))
+    return f"{client.get_run(run_id).info.artifact_uri}/gates/{name}"

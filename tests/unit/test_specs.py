@@ -1,0 +1,109 @@
+import pytest
+
+from synth_platform.lib.errors import IdentifierError, SpecError
+from synth_platform.lib.specs import (
+    SYNTHESIZER_PARAMETERS,
+    TableSpec,
+    parse_spec,
+    specs_from_manifest,
+)
+
+
+def _manifest(meta: dict, *, name: str = "customers", columns=("customer_id", "email")) -> dict:
+    uid = f"model.synth_platform.{name}"
+    nodes = {
+        uid: {
+            "resource_type": "model",
+            "name": name,
+            "schema": "main",
+            "alias": name,
+            "config": {"meta": meta},
+            "columns": {
+                c: {"name": c, "config": {"meta": {"pii": "email"} if c == "email" else {}}}
+                for c in columns
+            },
+        }
+    }
+    for i, test in enumerate(("unique", "not_null")):
+        nodes[f"test.x.{i}"] = {
+            "resource_type": "test",
+            "test_metadata": {"name": test, "kwargs": {"column_name": "customer_id"}},
+            "column_name": "customer_id",
+            "attached_node": uid,
+            "depends_on": {"nodes": [uid]},
+        }
+    return {"nodes": nodes}
+
+
+def test_defaults_give_a_gaussian_copula_with_same_row_count():
+    spec = parse_spec(model="m", block={})
+    assert spec.synthesizer == "gaussian_copula"
+    assert spec.sample_rows(123) == 123
+    assert parse_spec(model="m", block={"scale": 2}).sample_rows(10) == 20
+    assert parse_spec(model="m", block={"rows": 7}).sample_rows(10) == 7
+
+
+@pytest.mark.parametrize(
+    ("block", "field"),
+    [
+        ({"synthesizer": "gan9000"}, "synthesizer"),
+        ({"holdout": 0.9}, "holdout"),
+        ({"thresholds": {"dcr_share": 0.4}}, "thresholds.dcr_share"),
+        ({"thresholds": {"fidelty": 0.4}}, "thresholds.fidelty"),
+        ({"rowz": 10}, "rowz"),
+    ],
+)
+def test_bad_meta_block_fails_with_a_message_naming_model_and_field(block, field):
+    with pytest.raises(SpecError) as err:
+        parse_spec(model="customers", block=block)
+    assert "dbt model 'customers'" in str(err.value)
+    assert f"meta.synthetic.{field}" in str(err.value)
+
+
+def test_unknown_synthesizer_parameter_is_rejected_with_the_allowed_list():
+    with pytest.raises(SpecError, match="unknown parameter.*epochz"):
+        parse_spec(model="t", block={"synthesizer": "ctgan", "parameters": {"epochz": 3}})
+    assert parse_spec(model="t", block={"synthesizer": "ctgan", "parameters": {"epochs": 3}})
+
+
+def test_rows_and_scale_together_are_rejected():
+    with pytest.raises(SpecError, match="either `rows` or `scale`"):
+        parse_spec(model="t", block={"rows": 1, "scale": 1})
+
+
+@pytest.mark.parametrize("name", ["gaussian_copula", "ctgan", "tvae", "copulagan"])
+def test_allowed_parameters_match_the_installed_sdv_signatures(name):
+    import inspect
+
+    from synth_platform.lib.synthesis import _sdv_class
+
+    params = set(inspect.signature(_sdv_class(name).__init__).parameters) - {"self", "metadata"}
+    assert params == set(SYNTHESIZER_PARAMETERS[name])
+
+
+def test_manifest_gives_key_from_dbt_tests_and_pii_from_column_meta():
+    (spec,) = specs_from_manifest(_manifest({"synthetic": {"seed": 3}}))
+    assert spec.name == "customers"
+    assert spec.primary_key == "customer_id"
+    assert spec.pii == {"email": "email"}
+    assert spec.spec.seed == 3
+    assert spec.relation == "main.customers"
+
+
+def test_models_without_synthetic_meta_are_not_opted_in():
+    assert specs_from_manifest(_manifest({"owner": "x"})) == []
+
+
+def test_spec_naming_an_unknown_column_is_rejected():
+    with pytest.raises(SpecError, match="primary_key.*'nope'"):
+        specs_from_manifest(_manifest({"synthetic": {"primary_key": "nope"}}))
+
+
+def test_hostile_model_name_is_rejected():
+    with pytest.raises(IdentifierError):
+        specs_from_manifest(_manifest({"synthetic": {}}, name="x; drop table y"))
+
+
+def test_thresholds_default_to_blocking_values():
+    t = TableSpec().thresholds
+    assert t.exact_copies == 0 and t.pii_leaks == 0 and 0.5 < t.dcr_share <= 1
