@@ -18,6 +18,14 @@ _SUPPORTED = (
 )  # fmt: skip
 
 
+def _supported(duck_type: str) -> bool:
+    t = duck_type.upper()
+    if "[" in t or t.startswith(("STRUCT", "MAP", "UNION")):
+        return False
+    base = t.split("(")[0].strip()
+    return base in _SUPPORTED or base.startswith("TIMESTAMP")
+
+
 def _split_relation(relation: str) -> tuple[str, str]:
     schema, _, name = relation.rpartition(".")
     return (schema or "main"), name
@@ -64,7 +72,7 @@ def read_real_table(
                 "build the dbt model (dbt build -s " + table + ") before synthesizing it."
             )
         keep = [(c, t) for c, t in cols if c not in exclude]
-        bad = [(c, t) for c, t in keep if not t.upper().startswith(_SUPPORTED)]
+        bad = [(c, t) for c, t in keep if not _supported(t)]
         if bad:
             listed = ", ".join(f"{c} ({t})" for c, t in bad)
             raise UnsupportedColumnError(

@@ -1,0 +1,178 @@
+"""End to end on a small demo: real DuckDB, real dbt, real MLflow store, real GE suites."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import cloudpickle
+import dagster as dg
+import pandas as pd
+import pytest
+import yaml
+from mlflow.tracking import MlflowClient
+
+from synth_platform.defs.build import REFRESH_JOB, build_definitions
+from synth_platform.defs.dbt import DBT_PROJECT_DIR
+from synth_platform.lib import lifecycle
+from synth_platform.lib.errors import GateFailedError, SpecError
+from synth_platform.lib.home import SynthHome
+from synth_platform.lib.publish import connect, latest_version
+from tests.planted import LeakySynthesizer, NoiseSynthesizer
+
+TABLES = ("accounts", "customers", "transactions")
+SCALE = 0.3  # 300 customers, ~540 accounts, ~4.5k transactions
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    root = tmp_path_factory.mktemp("home")
+    defs = build_definitions(root=root, expectations_dir=root / "expectations")
+    result = defs.resolve_job_def(REFRESH_JOB).execute_in_process(
+        run_config={"ops": {"demo_bank_source": {"config": {"scale": SCALE, "seed": 7}}}},
+        instance=dg.DagsterInstance.ephemeral(),
+        raise_on_error=False,
+    )
+    return {"root": root, "home": SynthHome(root), "defs": defs, "result": result}
+
+
+def _run(defs, keys, *, raise_on_error=False):
+    job = defs.resolve_implicit_global_asset_job_def()
+    return job.execute_in_process(
+        asset_selection=[dg.AssetKey(k) for k in keys],
+        instance=dg.DagsterInstance.ephemeral(),
+        raise_on_error=raise_on_error,
+    )
+
+
+def test_every_opted_in_table_is_published_with_all_checks_passed(env):
+    result = env["result"]
+    assert result.success
+    evals = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
+    for t in TABLES:
+        for kind in ("fidelity", "privacy", "validity"):
+            assert evals[f"{t}_{kind}"] is True, (t, kind)
+        assert latest_version(env["home"].public_dir, t) == "v000001"
+    with connect(env["home"].public_dir) as con:
+        counts = dict(con.sql("select table_name, rows from releases where is_latest").fetchall())
+        assert set(counts) == set(TABLES)
+        assert con.sql("select count(*) from customers").fetchall()[0][0] == counts["customers"]
+
+
+def test_manifest_records_provenance_and_the_mlflow_run(env):
+    home = env["home"]
+    manifest = json.loads((home.public_dir / "customers" / "v000001" / "manifest.json").read_text())
+    for field in ("version", "published_at", "source_fingerprint", "seed", "synthesizer",
+                  "mlflow_run_id", "model_version", "code_version", "rows", "scores"):  # fmt: skip
+        assert manifest.get(field) not in (None, ""), field
+    assert set(manifest["scores"]) == {"fidelity", "privacy", "validity"}
+    client = MlflowClient(tracking_uri=home.mlflow_tracking_uri)
+    run = client.get_run(manifest["mlflow_run_id"])
+    assert run.data.params["synthesizer"] == "gaussian_copula"
+    assert run.data.tags["synth_platform.source_fingerprint"] == manifest["source_fingerprint"]
+    assert run.data.metrics["fit_seconds"] > 0
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "gates")}
+    assert {"gates/fidelity.json", "gates/privacy.json", "gates/validity.json"} <= artifacts
+    versions = client.search_model_versions("name='synth_platform.customers'")
+    assert [v.version for v in versions] == [manifest["model_version"]]
+
+
+def test_public_store_holds_no_real_row_and_no_source_pii(env):
+    home = env["home"]
+    real = pd.read_parquet(home.table_dir("customers") / "train.parquet")
+    published = pd.read_parquet(home.public_dir / "customers" / "v000001" / "data.parquet")
+    for col in ("full_name", "email", "phone", "national_id", "street_address"):
+        assert not set(published[col].dropna()) & set(real[col].dropna()), col
+    files = {p.name for p in home.public_dir.rglob("*") if p.is_file()}
+    assert files <= {"data.parquet", "manifest.json", "LATEST", "catalog.duckdb", ".lock"}
+
+
+def test_same_seed_gives_the_same_synthetic_table(env):
+    home = env["home"]
+    model = next(m for m in _specs(env) if m.name == "accounts")
+    first = lifecycle.sample_table(home=home, model=model)
+    a = pd.read_parquet(first.path)
+    lifecycle.sample_table(home=home, model=model)
+    b = pd.read_parquet(first.path)
+    pd.testing.assert_frame_equal(a, b)
+
+
+def _specs(env):
+    from synth_platform.defs.dbt import load_manifest
+    from synth_platform.lib.specs import specs_from_manifest
+
+    return specs_from_manifest(load_manifest())
+
+
+def _plant(home: SynthHome, table: str, synthesizer) -> None:
+    with open(home.table_dir(table) / "synthesizer.pkl", "wb") as fh:
+        cloudpickle.dump(synthesizer, fh)
+
+
+def _assert_previous_release_intact(home: SynthHome, table: str, version: str) -> None:
+    assert latest_version(home.public_dir, table) == version
+    with connect(home.public_dir) as con:
+        assert con.sql(f"select count(*) from {table}").fetchall()[0][0] > 0
+
+
+def test_planted_leak_is_blocked_by_the_privacy_gate_and_the_release_survives(env):
+    home = env["home"]
+    before = latest_version(home.public_dir, "accounts")
+    train = pd.read_parquet(home.table_dir("accounts") / "train.parquet")
+    _plant(home, "accounts", LeakySynthesizer("accounts", train))
+    result = _run(env["defs"], ["accounts_synthetic", "accounts_published"])
+    evals = {e.check_name: e for e in result.get_asset_check_evaluations()}
+    assert evals["accounts_privacy"].passed is False
+    materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+    assert "accounts_published" not in materialized
+    _assert_previous_release_intact(home, "accounts", before)
+    # Publishing on its own is refused too: the publisher re-checks the verdicts.
+    model = next(m for m in _specs(env) if m.name == "accounts")
+    with pytest.raises(GateFailedError, match="privacy"):
+        lifecycle.publish_table(home=home, model=model)
+    _assert_previous_release_intact(home, "accounts", before)
+
+
+def test_planted_noise_is_blocked_by_the_fidelity_gate(env):
+    home = env["home"]
+    before = latest_version(home.public_dir, "customers")
+    train = pd.read_parquet(home.table_dir("customers") / "train.parquet")
+    meta, _ = lifecycle.load_metadata(lifecycle.paths_for(home, "customers"), "customers")
+    _plant(home, "customers",
+           NoiseSynthesizer("customers", train[list(meta.modelled)], meta.primary_key))
+    result = _run(env["defs"], ["customers_synthetic", "customers_published"])
+    evals = {e.check_name: e for e in result.get_asset_check_evaluations()}
+    assert evals["customers_fidelity"].passed is False
+    score = evals["customers_fidelity"].metadata["score"].value
+    assert score < evals["customers_fidelity"].metadata["threshold"].value
+    _assert_previous_release_intact(home, "customers", before)
+
+
+def test_a_new_model_is_opted_in_by_yml_alone(env, tmp_path):
+    project = tmp_path / "dbt_project"
+    shutil.copytree(DBT_PROJECT_DIR, project, ignore=shutil.ignore_patterns("target", "logs"))
+    yml = project / "models" / "marts" / "customer_summary.yml"
+    doc = yaml.safe_load(yml.read_text())
+    doc["models"][0].setdefault("config", {}).setdefault("meta", {})["synthetic"] = {"seed": 1}
+    yml.write_text(yaml.safe_dump(doc))
+    defs = build_definitions(
+        root=env["root"], project_dir=project, expectations_dir=env["root"] / "expectations"
+    )
+    keys = {k.to_user_string() for k in defs.resolve_all_asset_keys()}
+    assert {"customer_summary_split", "customer_summary_published"} <= keys
+    result = _run(defs, ["customer_summary", "customer_summary_split",
+                         "customer_summary_synthesizer", "customer_summary_synthetic",
+                         "customer_summary_published"])  # fmt: skip
+    assert result.success
+    assert latest_version(env["home"].public_dir, "customer_summary") == "v000001"
+
+
+def test_bad_meta_block_fails_definitions_with_model_and_field(tmp_path):
+    project = tmp_path / "dbt_project"
+    shutil.copytree(DBT_PROJECT_DIR, project, ignore=shutil.ignore_patterns("target", "logs"))
+    yml = project / "models" / "marts" / "accounts.yml"
+    doc = yaml.safe_load(yml.read_text())
+    doc["models"][0]["config"]["meta"]["synthetic"]["holdout"] = 0.9
+    yml.write_text(yaml.safe_dump(doc))
+    with pytest.raises(SpecError, match=r"dbt model 'accounts'.*meta\.synthetic\.holdout"):
+        build_definitions(root=tmp_path / "home", project_dir=project)
