@@ -1,6 +1,5 @@
 """dbt models as Dagster assets (dagster-dbt), with dbt tests surfaced as asset checks."""
 
-from __future__ import annotations
 
 import json
 import subprocess

@@ -1,6 +1,5 @@
 """Typed resources, injected into assets and checks by parameter name."""
 
-from __future__ import annotations
 
 from pathlib import Path
 

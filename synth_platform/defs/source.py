@@ -1,6 +1,5 @@
 """The bundled demo source: a deterministic retail bank in a DuckDB file (private zone)."""
 
-from __future__ import annotations
 
 import dagster as dg
 

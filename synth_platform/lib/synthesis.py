@@ -71,7 +71,11 @@ def fit_synthesizer(
     """
     from sdv.metadata import Metadata
 
-    data = train[list(metadata.modelled)]
+    data = train[list(metadata.modelled)].copy()
+    for c in metadata.datetime:
+        # RDT reads datetimes as nanoseconds; microsecond columns (DuckDB's default) would
+        # come back shifted to 1970, so normalise the unit before fitting.
+        data[c] = pd.to_datetime(data[c]).astype("datetime64[ns]")
     seed_everything(spec.seed)
     try:
         synth = _sdv_class(spec.synthesizer)(

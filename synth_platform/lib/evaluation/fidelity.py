@@ -273,7 +273,7 @@ def _tv_complement(real: np.ndarray, synthetic: np.ndarray, n_codes: int) -> flo
     real_counts[(real_counts == 0) & (synthetic_counts > 0)] = _TV_REGULARIZATION
     expected = real_counts / real_counts.sum()
     observed = synthetic_counts / n_synthetic
-    return float(1.0 - 0.5 * np.abs(observed - expected).sum())
+    return float(np.clip(1.0 - 0.5 * np.abs(observed - expected).sum(), 0.0, 1.0))
 
 
 # ----------------------------------------------------------------------- column pair trends
@@ -302,8 +302,9 @@ def _column_pair_trends(
     real_rows = _subsample(real.n_rows, max_rows, rng)
     synthetic_rows = _subsample(synthetic.n_rows, max_rows, rng)
     n_codes = np.array([encoded.n_codes.get(c, _N_BIN_CODES) for c in involved], dtype=np.int64)
-    real_block = _code_block(real, involved, kinds, real_rows)
-    synthetic_block = _code_block(synthetic, involved, kinds, synthetic_rows)
+    real_block, real_failed = _code_block(real, involved, kinds, real_rows)
+    synthetic_block, synthetic_failed = _code_block(synthetic, involved, kinds, synthetic_rows)
+    failed = real_failed | synthetic_failed
     position = {name: i for i, name in enumerate(involved)}
     first = np.array([position[a] for a, _ in contingency_pairs], dtype=np.int64)
     second = np.array([position[b] for _, b in contingency_pairs], dtype=np.int64)
@@ -318,6 +319,8 @@ def _column_pair_trends(
     for a, b in all_pairs:
         if (a, b) in contingency:
             real_trend, synthetic_trend, score = contingency[(a, b)]
+            if a in failed or b in failed:
+                real_trend = synthetic_trend = score = math.nan
             counted = bool(real_trend > ASSOCIATION_THRESHOLD)  # False for NaN
             metric = "ContingencySimilarity"
         else:
@@ -347,26 +350,39 @@ def _subsample(n_rows: int, max_rows: int, rng: np.random.Generator) -> np.ndarr
 _N_BIN_CODES = 12  # np.digitize against 11 edges yields codes 0..11.
 
 
-def _bin_codes(values: np.ndarray) -> np.ndarray:
+def _bin_codes(values: np.ndarray) -> np.ndarray | None:
     """SDMetrics' discretisation: 10 equal-width bins on this table's own non-missing values.
 
     ``numpy.digitize`` sends values equal to the maximum, and missing values, to code 11.
+    Returns ``None`` where the edges are undefined (infinite values), as SDMetrics then
+    reports the column's mixed pairs as failed.
     """
-    edges = np.histogram_bin_edges(values[~np.isnan(values)])
+    present = values[~np.isnan(values)]
+    if not np.isfinite(present).all():
+        return None
+    edges = np.histogram_bin_edges(present)
     return np.digitize(values, bins=edges).astype(np.int64)
 
 
 def _code_block(
     table: _Table, names: list[str], kinds: dict[str, Kind], rows: np.ndarray
-) -> np.ndarray:
-    """Discrete codes of ``names`` (binned when continuous), one row per name, sampled rows."""
-    block = np.empty((len(names), rows.size), dtype=np.int64)
+) -> tuple[np.ndarray, set[str]]:
+    """Discrete codes of ``names`` (binned when continuous), one row per name, sampled rows.
+
+    Also returns the continuous columns that could not be binned (their codes are all 0).
+    """
+    block = np.zeros((len(names), rows.size), dtype=np.int64)
+    failed: set[str] = set()
     for j, name in enumerate(names):
         if kinds[name] == "categorical":
             block[j] = table.codes[name][rows]
-        else:  # bin edges come from all rows, before subsampling, as in SDMetrics
-            block[j] = _bin_codes(table.floats[name])[rows]
-    return block
+            continue
+        codes = _bin_codes(table.floats[name])  # edges from all rows, as in SDMetrics
+        if codes is None:
+            failed.add(name)
+        else:
+            block[j] = codes[rows]
+    return block, failed
 
 
 class _Correlations:
@@ -550,7 +566,8 @@ def _dense_batch(
         scores = np.full(sizes.size, np.nan)
     else:
         diff = np.abs(real_table / real.shape[1] - synthetic_table / synthetic.shape[1])
-        scores = 1.0 - 0.5 * np.bincount(pair_of_cell, weights=diff, minlength=sizes.size)
+        variation = 0.5 * np.bincount(pair_of_cell, weights=diff, minlength=sizes.size)
+        scores = np.clip(1.0 - variation, 0.0, 1.0)  # clip float noise only
     return cramers_v(real_table), cramers_v(synthetic_table), scores
 
 
@@ -574,7 +591,7 @@ def _sparse_pair(
     weights = np.concatenate([real_counts / real_a.size, -synthetic_counts / synthetic_a.size])
     _, inverse = np.unique(cells, return_inverse=True)
     diff = np.bincount(inverse, weights=weights)
-    return real_v, synthetic_v, float(1.0 - 0.5 * np.abs(diff).sum())
+    return real_v, synthetic_v, float(np.clip(1.0 - 0.5 * np.abs(diff).sum(), 0.0, 1.0))
 
 
 def _cramers_v_sparse(cells: np.ndarray, counts: np.ndarray, n_b: int) -> float:

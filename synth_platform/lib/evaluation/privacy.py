@@ -14,21 +14,28 @@ distance equals the sum of the per-column distances: a present numeric value, ra
 to ``v``, becomes the two features ``(v/2, -v/2)`` and a missing one ``(1, 0)``, so
 ``|v - w|`` separates two present values and exactly 1 separates missing from present; a
 categorical value becomes its one-hot vector times 0.5 (missing is a category, all categories
-unseen in the reference share one slot). scikit-learn's ``NearestNeighbors`` (Manhattan
-metric; a k-d tree for narrow embeddings, chunked brute force for wide ones) searches that
-embedding. The embedding cannot express the clipping at 1, so the few query rows holding a
-value outside the reference range are re-scored exactly by a blocked brute-force pass.
+unseen in the reference share one slot). In few dimensions scikit-learn's k-d tree
+(``NearestNeighbors``, Manhattan metric) searches that embedding; otherwise a blocked,
+multi-threaded brute force takes the numeric part with ``scipy.spatial.distance.cdist``
+(cityblock) and the categorical part as ``columns - matches`` from a one-hot matrix product,
+so memory stays bounded whatever the table sizes. The embedding cannot express the clipping
+at 1, so the few query rows holding a value outside the reference range are re-scored exactly
+by a direct blocked brute-force pass.
 """
 
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from scipy.spatial.distance import cdist
 from sklearn.neighbors import NearestNeighbors
+from threadpoolctl import threadpool_limits
 
 from synth_platform.lib.evaluation._columns import (
     Kind,
@@ -36,15 +43,20 @@ from synth_platform.lib.evaluation._columns import (
     as_object,
     column_kinds,
     datetime_ns,
-    factorize_joint,
     ordered_columns,
     require_columns,
 )
 
 __all__ = ["PrivacyReport", "evaluate_privacy", "find_pii_leaks"]
 
-_TREE_MAX_FEATURES = 16  # wider embeddings are searched by brute force
-_BLOCK_ELEMENTS = 1 << 22  # (query rows x reference rows x columns) per exact brute-force block
+# A k-d tree beats brute force only in few effective dimensions (numeric features plus one per
+# categorical column; measured on 20k x 20k rows): 4 numeric 0.6 s vs 4.2 s, 4 numeric + 2
+# categorical 2.8 s vs 6.7 s, 8 numeric 7.4 s vs 5.5 s, 12 numeric 29 s vs 8 s.
+_TREE_MAX_DIMENSIONS = 7
+_TREE_MAX_FEATURES = 64
+_ONE_HOT_MAX_WIDTH = 64  # wider categorical columns are compared code by code
+_BLOCK_ELEMENTS = 1 << 21  # distance-matrix cells per brute-force block (16 MiB of float64)
+_MAX_WORKERS = 8  # threads for brute-force blocks
 _DECIMALS = 12  # distances are rounded so that ties are exact
 
 
@@ -165,7 +177,7 @@ def evaluate_privacy(
 
     protection: float | None = None
     if baseline:
-        random_rows = _random_rows(train, train_rows, kinds, synthetic_rows.n_rows, rng)
+        random_rows = _random_rows(train, train_rows, columns, kinds, synthetic_rows.n_rows, rng)
         random_median = float(np.median(train_index.nearest(random_rows, k=1)[:, 0]))
         if random_median > 0:
             protection = min(float(np.median(dcr_train)) / random_median, 1.0)
@@ -201,7 +213,7 @@ def find_pii_leaks(*, real_values: Iterable[str], synthetic: pd.DataFrame) -> di
         column = synthetic[name]
         dtype = column.dtype
         if (
-            dtype == object
+            pd.api.types.is_object_dtype(dtype)
             or isinstance(dtype, pd.CategoricalDtype)
             or pd.api.types.is_string_dtype(dtype)
         ):
@@ -276,20 +288,15 @@ class _ReferenceIndex:
         span = hi - lo
         self._span = np.where(np.isfinite(span), span, np.nan)  # NaN: column all missing
         self._reference_scaled = self._scale(numeric)
-        self._reference_codes = [
-            factorize_joint(values)[0][0] for values in reference.categorical
-        ]
-        self._uniques = [
-            pd.unique(values[~pd.isna(values)]) if values.size else values
-            for values in reference.categorical
-        ]
-        self._n_codes = [
-            int(codes.max()) + 1 if codes.size else 0 for codes in self._reference_codes
-        ]
-        embedded = self._embed(self._reference_scaled, self._reference_codes)
-        algorithm = "kd_tree" if embedded.shape[1] <= _TREE_MAX_FEATURES else "brute"
-        self._index = NearestNeighbors(metric="manhattan", algorithm=algorithm, n_jobs=-1)
-        self._index.fit(embedded)
+        # Per categorical column: the observed values get codes 0..n-1, missing gets n and
+        # every value the reference lacks shares n + 1.
+        self._categories: list[pd.Index] = []
+        self._reference_codes: list[np.ndarray] = []
+        for values in reference.categorical:
+            codes, uniques = pd.factorize(values, use_na_sentinel=True)
+            self._categories.append(pd.Index(uniques))
+            self._reference_codes.append(np.where(codes < 0, len(uniques), codes))
+        self._widths = [len(categories) + 2 for categories in self._categories]
 
     def _scale(self, numeric: np.ndarray) -> np.ndarray:
         """Range-normalise so that references lie in [0, 1] (0/1 'differs' for zero ranges)."""
@@ -305,42 +312,109 @@ class _ReferenceIndex:
         return scaled
 
     def _codes(self, query: _Rows) -> list[np.ndarray]:
-        """Query categorical codes in the reference's code space; unseen values get a new code."""
+        """Query categorical codes in the reference's code space (see ``__init__``)."""
         out = []
-        for values, n_codes, reference in zip(
-            query.categorical, self._n_codes, self._reference.categorical, strict=True
-        ):
-            (_, codes), _, _ = factorize_joint(reference, values)
-            out.append(np.minimum(codes, n_codes))  # codes beyond the reference's are unseen
+        for values, categories in zip(query.categorical, self._categories, strict=True):
+            found = categories.get_indexer(values)
+            unseen = np.where(found < 0, len(categories) + 1, found)
+            out.append(np.where(pd.isna(values), len(categories), unseen))
         return out
 
-    def _embed(self, scaled: np.ndarray, codes: list[np.ndarray]) -> np.ndarray:
-        n_rows = scaled.shape[0]
-        blocks = []
-        if scaled.shape[1]:
-            missing = np.isnan(scaled)
-            half = np.where(missing, 0.0, scaled / 2.0)
-            blocks.append(np.where(missing, 1.0, half))
-            blocks.append(-half)
-        for column_codes, n_codes in zip(codes, self._n_codes, strict=True):
-            one_hot = np.zeros((n_rows, n_codes + 1))
-            one_hot[np.arange(n_rows), column_codes] = 0.5
-            blocks.append(one_hot)
-        return np.hstack(blocks) if blocks else np.zeros((n_rows, 0))
-
     def nearest(self, query: _Rows, *, k: int) -> np.ndarray:
-        """Distances (mean per-column distance) from each query row to its ``k`` nearest."""
-        reference = self._reference
-        n_columns = reference.n_columns
+        """Distances (mean per-column distance) from each query row to its ``k`` nearest.
+
+        Returns:
+            Array of shape ``(query rows, k)``, ascending along each row, rounded to 12
+            decimals so that equal distances compare equal.
+        """
         scaled = self._scale(query.numeric)
         codes = self._codes(query)
-        distances, _ = self._index.kneighbors(self._embed(scaled, codes), n_neighbors=k)
+        numeric_reference, numeric_query = _numeric_features(self._reference_scaled, scaled)
+        dimensions = numeric_reference.shape[1] + len(self._widths)
+        features = numeric_reference.shape[1] + sum(self._widths)
+        if dimensions <= _TREE_MAX_DIMENSIONS and features <= _TREE_MAX_FEATURES:
+            distances = self._tree(numeric_reference, numeric_query, codes, k)
+        else:
+            distances = self._brute(numeric_reference, numeric_query, codes, k)
         out_of_range = np.flatnonzero(((scaled < 0) | (scaled > 1)).any(axis=1))
         if out_of_range.size:
             distances[out_of_range] = self._exact(
                 scaled[out_of_range], [c[out_of_range] for c in codes], k
             )
-        return np.round(distances / n_columns, _DECIMALS)
+        return np.round(distances / self._reference.n_columns, _DECIMALS)
+
+    def _tree(
+        self,
+        numeric_reference: np.ndarray,
+        numeric_query: np.ndarray,
+        codes: list[np.ndarray],
+        k: int,
+    ) -> np.ndarray:
+        """k-d tree search of the full L1 embedding (categoricals one-hot times 0.5)."""
+        reference = np.hstack(
+            [numeric_reference]
+            + [
+                _one_hot(c, w, 0.5)
+                for c, w in zip(self._reference_codes, self._widths, strict=True)
+            ]
+        )
+        query = np.hstack(
+            [numeric_query]
+            + [_one_hot(c, w, 0.5) for c, w in zip(codes, self._widths, strict=True)]
+        )
+        index = NearestNeighbors(metric="manhattan", algorithm="kd_tree").fit(reference)
+        distances, _ = index.kneighbors(query, n_neighbors=k)
+        return distances
+
+    def _brute(
+        self,
+        numeric_reference: np.ndarray,
+        numeric_query: np.ndarray,
+        codes: list[np.ndarray],
+        k: int,
+    ) -> np.ndarray:
+        """Blocked brute force: numeric L1 by ``cdist``, category matches by a matrix product.
+
+        Narrow categorical columns are one-hot encoded so that their matches come from one
+        BLAS product; wide ones are compared code by code. Memory stays near
+        ``_BLOCK_ELEMENTS`` doubles per block whatever the table sizes.
+        """
+        narrow = [i for i, w in enumerate(self._widths) if w <= _ONE_HOT_MAX_WIDTH]
+        wide = [i for i, w in enumerate(self._widths) if w > _ONE_HOT_MAX_WIDTH]
+        reference_one_hot = (
+            np.hstack(
+                [_one_hot(self._reference_codes[i], self._widths[i], 1.0) for i in narrow]
+            ).astype(np.float32)
+            if narrow
+            else None
+        )
+        n_reference = self._reference.n_rows
+        n_query = numeric_query.shape[0]
+        block = max(1, _BLOCK_ELEMENTS // max(n_reference, 1))
+
+        def search(start: int) -> np.ndarray:
+            stop = min(start + block, n_query)
+            if numeric_reference.shape[1]:
+                total = cdist(numeric_query[start:stop], numeric_reference, metric="cityblock")
+            else:
+                total = np.zeros((stop - start, n_reference))
+            if reference_one_hot is not None:
+                query_one_hot = np.hstack(
+                    [_one_hot(codes[i][start:stop], self._widths[i], 1.0) for i in narrow]
+                ).astype(np.float32)
+                total += len(narrow) - query_one_hot @ reference_one_hot.T  # exact integers
+            for i in wide:
+                total += codes[i][start:stop, None] != self._reference_codes[i][None, :]
+            return _smallest(total, k)
+
+        starts = range(0, n_query, block)
+        workers = min(_MAX_WORKERS, os.cpu_count() or 1, len(starts))
+        if workers <= 1:
+            return np.vstack([search(start) for start in starts] or [np.empty((0, k))])
+        # cdist and NumPy release the GIL, so blocks run in parallel threads; BLAS is kept to
+        # one thread per block to avoid oversubscription.
+        with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(workers) as pool:
+            return np.vstack(list(pool.map(search, starts)))
 
     def _exact(self, scaled: np.ndarray, codes: list[np.ndarray], k: int) -> np.ndarray:
         """Blocked brute force of the clipped distance, for query rows outside the ranges."""
@@ -356,15 +430,53 @@ class _ReferenceIndex:
             for j in range(reference.shape[1]):
                 query_values = scaled[start:stop, j, None]
                 diff = np.minimum(np.abs(query_values - reference[None, :, j]), 1.0)
-                query_missing = np.isnan(query_values)
-                one_missing = query_missing ^ reference_missing[None, :, j]
-                diff = np.where(one_missing, 1.0, np.where(np.isnan(diff), 0.0, diff))
-                total += diff
+                one_missing = np.isnan(query_values) ^ reference_missing[None, :, j]
+                total += np.where(one_missing, 1.0, np.where(np.isnan(diff), 0.0, diff))
             for query_codes, reference_codes in zip(codes, self._reference_codes, strict=True):
                 total += query_codes[start:stop, None] != reference_codes[None, :]
-            nearest = np.partition(total, k - 1, axis=1)[:, :k] if k < n_reference else total
-            out[start:stop] = np.sort(nearest, axis=1)[:, :k]
+            out[start:stop] = _smallest(total, k)
         return out
+
+
+def _numeric_features(reference: np.ndarray, query: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """L1 features of scaled numeric columns for a reference and a query table.
+
+    A column without missing cells in either table is its scaled value ``v``; otherwise it
+    becomes ``(v/2, -v/2)`` when present and ``(1, 0)`` when missing, which puts a missing
+    value at distance exactly 1 from every present value in ``[0, 1]``.
+    """
+    reference_parts, query_parts = [], []
+    for j in range(reference.shape[1]):
+        r, q = reference[:, j], query[:, j]
+        r_missing, q_missing = np.isnan(r), np.isnan(q)
+        if not (r_missing.any() or q_missing.any()):
+            reference_parts.append(r[:, None])
+            query_parts.append(q[:, None])
+            continue
+        for values, missing, parts in (
+            (r, r_missing, reference_parts),
+            (q, q_missing, query_parts),
+        ):
+            half = np.where(missing, 0.0, values / 2.0)
+            parts.append(np.column_stack([np.where(missing, 1.0, half), -half]))
+    if not reference_parts:
+        return np.zeros((reference.shape[0], 0)), np.zeros((query.shape[0], 0))
+    return np.hstack(reference_parts), np.hstack(query_parts)
+
+
+def _one_hot(codes: np.ndarray, width: int, value: float) -> np.ndarray:
+    out = np.zeros((codes.size, width))
+    out[np.arange(codes.size), codes] = value
+    return out
+
+
+def _smallest(distances: np.ndarray, k: int) -> np.ndarray:
+    """The ``k`` smallest entries of each row, ascending."""
+    if k == 1:
+        return distances.min(axis=1, keepdims=True)
+    if k < distances.shape[1]:
+        distances = np.partition(distances, k - 1, axis=1)[:, :k]
+    return np.sort(distances, axis=1)[:, :k]
 
 
 # ---------------------------------------------------------------------- random baseline
@@ -373,13 +485,13 @@ class _ReferenceIndex:
 def _random_rows(
     frame: pd.DataFrame,
     reference: _Rows,
+    columns: list[str],
     kinds: dict[str, Kind],
     n_rows: int,
     rng: np.random.Generator,
 ) -> _Rows:
     """Uniformly random rows within the reference's ranges and categories (SDMetrics)."""
-    continuous = [c for c in kinds if kinds[c] != "categorical"]
-    continuous = sorted(continuous, key=list(frame.columns).index)
+    continuous = [c for c in columns if kinds[c] != "categorical"]
     numeric = np.empty((n_rows, reference.numeric.shape[1]))
     for j, name in enumerate(continuous):
         values = reference.numeric[:, j]

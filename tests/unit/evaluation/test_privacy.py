@@ -1,0 +1,245 @@
+import math
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from synth_platform.lib.evaluation import evaluate_privacy, find_pii_leaks
+from synth_platform.lib.evaluation import privacy as privacy_module
+
+from ._tables import CATEGORICAL, DATETIME, NUMERIC, mixed_table, sdmetrics_metadata
+
+COLUMNS = {"numeric": NUMERIC, "datetime": DATETIME, "categorical": CATEGORICAL}
+
+
+def _awkward_synthetic(n: int) -> pd.DataFrame:
+    """Synthetic rows with out-of-range values, an unseen category and extra nulls."""
+    synthetic = mixed_table(n, seed=3, income_shift=2000.0)
+    synthetic.loc[:20, "income"] *= 3
+    synthetic.loc[5:10, "region"] = "unseen"
+    synthetic.loc[30:40, "score"] = np.nan
+    return synthetic
+
+
+@pytest.fixture(params=["tree", "brute"])
+def search(request, monkeypatch):
+    """Run a test through both neighbour-search paths."""
+    if request.param == "tree":
+        monkeypatch.setattr(privacy_module, "_TREE_MAX_DIMENSIONS", 1_000)
+        monkeypatch.setattr(privacy_module, "_TREE_MAX_FEATURES", 1_000)
+    else:
+        monkeypatch.setattr(privacy_module, "_TREE_MAX_DIMENSIONS", 0)
+    return request.param
+
+
+def test_distances_match_sdmetrics_calculate_dcr_row_by_row(search):
+    from sdmetrics.single_table.privacy.dcr_utils import calculate_dcr
+
+    train, holdout = mixed_table(300, seed=1), mixed_table(300, seed=2)
+    synthetic = _awkward_synthetic(250)
+    metadata = sdmetrics_metadata(train)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        to_train = calculate_dcr(dataset=synthetic, reference_dataset=train, metadata=metadata)
+        to_holdout = calculate_dcr(dataset=synthetic, reference_dataset=holdout, metadata=metadata)
+
+    ours = evaluate_privacy(train=train, holdout=holdout, synthetic=synthetic, **COLUMNS)
+
+    assert ours.n_synthetic_evaluated == 250 and ours.n_reference == 300
+    np.testing.assert_allclose(ours.dcr_train, to_train.to_numpy(), atol=1e-9)
+    np.testing.assert_allclose(ours.dcr_holdout, to_holdout.to_numpy(), atol=1e-9)
+
+
+def test_edge_columns_match_sdmetrics_calculate_dcr(search):
+    from sdmetrics.single_table.privacy.dcr_utils import calculate_dcr
+
+    def table(seed: int, synthetic: bool) -> pd.DataFrame:
+        rng = np.random.default_rng(seed)
+        n = 120
+        return pd.DataFrame(
+            {
+                "constant": rng.choice([7.0, 8.0, np.nan], n) if synthetic else np.full(n, 7.0),
+                "empty": rng.choice([1.0, np.nan], n) if synthetic else np.full(n, np.nan),
+                "wide": rng.normal(size=n) * (4 if synthetic else 1),
+                "flag": rng.choice([True, False], n),
+            }
+        )
+
+    train, holdout, synthetic = table(1, False), table(2, False), table(3, True)
+    metadata = {
+        "columns": {
+            "constant": {"sdtype": "numerical"},
+            "empty": {"sdtype": "numerical"},
+            "wide": {"sdtype": "numerical"},
+            "flag": {"sdtype": "boolean"},
+        }
+    }
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        expected = calculate_dcr(dataset=synthetic, reference_dataset=train, metadata=metadata)
+    ours = evaluate_privacy(
+        train=train,
+        holdout=holdout,
+        synthetic=synthetic,
+        numeric=["constant", "empty", "wide"],
+        datetime=[],
+        categorical=["flag"],
+    )
+    np.testing.assert_allclose(ours.dcr_train, expected.to_numpy(), atol=1e-9)
+
+
+def test_dcr_share_matches_sdmetrics_overfitting_protection_when_there_are_no_ties():
+    from sdmetrics.single_table import DCROverfittingProtection
+
+    train, holdout = mixed_table(300, seed=1), mixed_table(300, seed=2)
+    synthetic = _awkward_synthetic(250)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        expected = DCROverfittingProtection.compute_breakdown(
+            train, synthetic, holdout, sdmetrics_metadata(train), None
+        )
+    ours = evaluate_privacy(train=train, holdout=holdout, synthetic=synthetic, **COLUMNS)
+    assert not np.any(ours.dcr_train == ours.dcr_holdout)
+    closer = expected["synthetic_data_percentages"]["closer_to_training"]
+    assert ours.dcr_share == pytest.approx(closer, abs=1e-12)
+
+
+def test_baseline_protection_agrees_with_sdmetrics_dcr_baseline_protection(monkeypatch):
+    from sdmetrics.single_table import DCRBaselineProtection
+
+    train, holdout = mixed_table(300, seed=1), mixed_table(300, seed=2)
+    synthetic = _awkward_synthetic(300)
+    monkeypatch.setattr(DCRBaselineProtection, "_seed", 0)
+    np.random.seed(0)  # SDMetrics draws the baseline's null mask from the global generator
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        expected = DCRBaselineProtection.compute_breakdown(
+            train, synthetic, sdmetrics_metadata(train), None
+        )
+    ours = evaluate_privacy(train=train, holdout=holdout, synthetic=synthetic, **COLUMNS)
+    median = expected["median_DCR_to_real_data"]["synthetic_data"]
+    assert np.median(ours.dcr_train) == pytest.approx(median, abs=1e-9)
+    assert ours.baseline_protection == pytest.approx(expected["score"], abs=0.05)
+
+
+def test_copying_the_train_rows_is_caught_by_every_measure():
+    train, holdout = mixed_table(400, seed=1), mixed_table(400, seed=2)
+    ours = evaluate_privacy(train=train, holdout=holdout, synthetic=train.copy(), **COLUMNS)
+    assert ours.exact_copies_train == len(train)
+    assert ours.exact_copies_holdout == 0
+    assert ours.dcr_share == pytest.approx(1.0)
+    assert np.all(ours.dcr_train == 0)
+    assert ours.nndr_median == 0.0
+    assert ours.baseline_protection == 0.0
+
+
+def test_fresh_rows_from_the_same_distribution_sit_halfway_between_train_and_holdout(search):
+    train, holdout = mixed_table(600, seed=1), mixed_table(600, seed=2)
+    synthetic = mixed_table(600, seed=3)
+    ours = evaluate_privacy(train=train, holdout=holdout, synthetic=synthetic, **COLUMNS)
+    assert ours.exact_copies_train == 0
+    assert 0.4 < ours.dcr_share < 0.6
+    assert 0.5 < ours.nndr_median < 1.0
+    assert ours.baseline_protection is not None and 0.0 < ours.baseline_protection <= 1.0
+
+
+def test_ties_count_half():
+    train = pd.DataFrame({"c": ["a", "b"] * 50})
+    holdout = pd.DataFrame({"c": ["a", "b"] * 50})
+    synthetic = pd.DataFrame({"c": ["a", "b", "z"] * 20})
+    ours = evaluate_privacy(
+        train=train,
+        holdout=holdout,
+        synthetic=synthetic,
+        numeric=[],
+        datetime=[],
+        categorical=["c"],
+    )
+    assert ours.dcr_share == 0.5
+    assert ours.exact_copies_train == ours.exact_copies_holdout == 40
+
+
+def test_references_are_subsampled_to_the_same_seeded_size():
+    train, holdout = mixed_table(900, seed=1), mixed_table(300, seed=2)
+    synthetic = mixed_table(700, seed=3)
+    first = evaluate_privacy(
+        train=train, holdout=holdout, synthetic=synthetic, max_rows=500, seed=4, **COLUMNS
+    )
+    again = evaluate_privacy(
+        train=train, holdout=holdout, synthetic=synthetic, max_rows=500, seed=4, **COLUMNS
+    )
+    assert first.n_reference == 300
+    assert first.n_synthetic_evaluated == 500 == first.dcr_train.size
+    np.testing.assert_array_equal(first.dcr_train, again.dcr_train)
+    assert first.dcr_share == again.dcr_share
+
+
+def test_exact_copies_do_not_depend_on_dtypes():
+    train = pd.DataFrame(
+        {
+            "n": [1, 2, 3],
+            "d": pd.to_datetime(["2020-01-01", "2020-01-02", None]),
+            "c": ["x", "y", None],
+        }
+    )
+    synthetic = pd.DataFrame(
+        {
+            "n": [1.0, 2.0, 3.0],
+            "d": ["2020-01-01", "2020-01-03", None],
+            "c": pd.Series(["x", "y", None], dtype="category"),
+        }
+    )
+    ours = evaluate_privacy(
+        train=train,
+        holdout=train,
+        synthetic=synthetic,
+        numeric=["n"],
+        datetime=["d"],
+        categorical=["c"],
+        baseline=False,
+    )
+    assert ours.exact_copies_train == 2  # the middle row's date differs
+    assert ours.baseline_protection is None
+
+
+def test_pii_leaks_are_counted_per_string_column():
+    synthetic = pd.DataFrame(
+        {
+            "name": ["Ada Lovelace", "Grace Hopper", "Nobody", None],
+            "email": pd.Series(
+                ["ada@example.com", "x@y.z", "ada@example.com", "q"], dtype="string"
+            ),
+            "team": pd.Series(["Ada Lovelace", "b", "c", "d"], dtype="category"),
+            "age": [1, 2, 3, 4],
+        }
+    )
+    leaks = find_pii_leaks(
+        real_values=["Ada Lovelace", "Grace Hopper", "ada@example.com"], synthetic=synthetic
+    )
+    assert leaks == {"name": 2, "email": 2, "team": 1}
+    assert find_pii_leaks(real_values=[], synthetic=synthetic) == {"name": 0, "email": 0, "team": 0}
+
+
+def test_empty_tables_and_empty_column_lists_are_rejected():
+    train = mixed_table(20, seed=1)
+    with pytest.raises(ValueError, match="no rows"):
+        evaluate_privacy(train=train, holdout=train.iloc[:0], synthetic=train, **COLUMNS)
+    with pytest.raises(ValueError, match="no columns"):
+        evaluate_privacy(
+            train=train, holdout=train, synthetic=train, numeric=[], datetime=[], categorical=[]
+        )
+
+
+def test_nndr_is_nan_with_a_single_reference_row():
+    one = pd.DataFrame({"x": [1.0]})
+    ours = evaluate_privacy(
+        train=one,
+        holdout=one,
+        synthetic=pd.DataFrame({"x": [1.0, 2.0]}),
+        numeric=["x"],
+        datetime=[],
+        categorical=[],
+    )
+    assert math.isnan(ours.nndr_median)
+    np.testing.assert_array_equal(ours.dcr_train, [0.0, 1.0])
