@@ -74,7 +74,7 @@ def test_manifest_records_provenance_and_the_mlflow_run(env):
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "gates")}
     assert {"gates/fidelity.json", "gates/privacy.json", "gates/validity.json"} <= artifacts
     versions = client.search_model_versions("name='synth_platform.customers'")
-    assert [v.version for v in versions] == [manifest["model_version"]]
+    assert [str(v.version) for v in versions] == [manifest["model_version"]]
 
 
 def test_public_store_holds_no_real_row_and_no_source_pii(env):
@@ -153,7 +153,9 @@ def test_a_new_model_is_opted_in_by_yml_alone(env, tmp_path):
     shutil.copytree(DBT_PROJECT_DIR, project, ignore=shutil.ignore_patterns("target", "logs"))
     yml = project / "models" / "marts" / "customer_summary.yml"
     doc = yaml.safe_load(yml.read_text())
-    doc["models"][0].setdefault("config", {}).setdefault("meta", {})["synthetic"] = {"seed": 1}
+    doc["models"][0].setdefault("config", {}).setdefault("meta", {})["synthetic"] = {
+        "seed": 1, "rows": 1000, "parameters": {"default_distribution": "gaussian_kde"},
+    }
     yml.write_text(yaml.safe_dump(doc))
     defs = build_definitions(
         root=env["root"], project_dir=project, expectations_dir=env["root"] / "expectations"
