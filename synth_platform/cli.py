@@ -59,8 +59,10 @@ def run_demo(*, scale: float, seed: int) -> int:
         for e in result.get_asset_check_evaluations()
         if not e.passed
     ]
-    print(f"\nRun {result.run_id} finished in {elapsed:.1f}s: "
-          f"{'SUCCESS' if result.success else 'FAILURE'}")
+    print(
+        f"\nRun {result.run_id} finished in {elapsed:.1f}s: "
+        f"{'SUCCESS' if result.success else 'FAILURE'}"
+    )
     for name, md in failed_checks:
         print(f"  blocked by check {name}: {md.get('failures').value if 'failures' in md else ''}")
     public = root / "public"
@@ -93,8 +95,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="synth-platform", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo", help="build the demo source and run the whole lifecycle")
-    demo.add_argument("--scale", type=float, default=float(os.environ.get("SCALE", 1.0)),
-                      help="demo size: 1.0 = 1,000 customers (~15k transactions)")
+    demo.add_argument(
+        "--scale",
+        type=float,
+        default=float(os.environ.get("SCALE", 1.0)),
+        help="demo size: 1.0 = 1,000 customers (~15k transactions)",
+    )
     demo.add_argument("--seed", type=int, default=7, help="seed of the demo source")
     sub.add_parser("init-home", help="create $SYNTH_HOME and its dagster.yaml, print its path")
     args = parser.parse_args(argv)

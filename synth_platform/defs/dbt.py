@@ -1,6 +1,5 @@
 """dbt models as Dagster assets (dagster-dbt), with dbt tests surfaced as asset checks."""
 
-
 import json
 import subprocess
 import sys
@@ -70,8 +69,9 @@ def build_dbt_assets(project: DbtProject) -> dg.AssetsDefinition:
         pool=WAREHOUSE_POOL,
         name="warehouse_dbt_models",
     )
-    def warehouse_dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource,
-                             synth: SynthHomeResource):
+    def warehouse_dbt_models(
+        context: dg.AssetExecutionContext, dbt: DbtCliResource, synth: SynthHomeResource
+    ):
         """dbt build of the warehouse (sources → staging → marts), tests as asset checks."""
         home = synth.home.ensure()
         args = ["build", "--vars", json.dumps({"synth_home": str(home.root.resolve())})]

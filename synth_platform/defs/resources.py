@@ -1,6 +1,5 @@
 """Typed resources, injected into assets and checks by parameter name."""
 
-
 from pathlib import Path
 
 import dagster as dg

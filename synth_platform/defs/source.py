@@ -1,6 +1,5 @@
 """The bundled demo source: a deterministic retail bank in a DuckDB file (private zone)."""
 
-
 import dagster as dg
 
 from synth_platform.defs.dbt import WAREHOUSE_POOL

@@ -1,6 +1,5 @@
 """Per opted-in dbt model: split → synthesizer → synthetic (+3 blocking checks) → published."""
 
-
 from collections.abc import Sequence
 
 import dagster as dg

@@ -105,7 +105,11 @@ def validity_suite(
             exps.append(
                 {
                     "type": "expect_column_values_to_be_between",
-                    "kwargs": {"column": c, "min_value": float(s.min()), "max_value": float(s.max())},
+                    "kwargs": {
+                        "column": c,
+                        "min_value": float(s.min()),
+                        "max_value": float(s.max()),
+                    },
                 }
             )
     for c in metadata.datetime:
@@ -120,7 +124,10 @@ def validity_suite(
     for c in metadata.categorical:
         values = sorted(real[c].dropna().unique().tolist(), key=str)
         exps.append(
-            {"type": "expect_column_values_to_be_in_set", "kwargs": {"column": c, "value_set": values}}
+            {
+                "type": "expect_column_values_to_be_in_set",
+                "kwargs": {"column": c, "value_set": values},
+            }
         )
     return {
         "name": f"{table}.validity",

@@ -21,7 +21,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from synth_platform.lib import expectations as gx_suites
-from synth_platform.lib.expectations import GATE_KINDS as GATES
 from synth_platform.lib.errors import GateFailedError, SourceError
 from synth_platform.lib.evaluation import evaluate_fidelity, evaluate_privacy, find_pii_leaks
 from synth_platform.lib.extract import read_real_table

@@ -223,9 +223,7 @@ def specs_from_manifest(manifest: Mapping[str, Any]) -> list[ModelSpec]:
             if attached:
                 tests.setdefault(attached, []).append(node)
 
-    model_names = {
-        uid: n["name"] for uid, n in nodes.items() if n.get("resource_type") == "model"
-    }
+    model_names = {uid: n["name"] for uid, n in nodes.items() if n.get("resource_type") == "model"}
     specs: list[ModelSpec] = []
     for uid, node in nodes.items():
         if node.get("resource_type") != "model":
@@ -264,8 +262,10 @@ def specs_from_manifest(manifest: Mapping[str, Any]) -> list[ModelSpec]:
                 if parent:
                     rels.append((col, parent, str(kw.get("field", col))))
         spec_cols = (
-            [("primary_key", spec.primary_key)] if spec.primary_key else []
-        ) + [(f"pii.{c}", c) for c in spec.pii] + [(f"sdtypes.{c}", c) for c in spec.sdtypes]
+            ([("primary_key", spec.primary_key)] if spec.primary_key else [])
+            + [(f"pii.{c}", c) for c in spec.pii]
+            + [(f"sdtypes.{c}", c) for c in spec.sdtypes]
+        )
         if columns:
             for field_name, col in spec_cols:
                 if col not in columns:

@@ -67,7 +67,9 @@ def _experiment(client: MlflowClient, name: str, artifact_root: Path | None) -> 
     exp = client.get_experiment_by_name(name)
     if exp is not None:
         return exp.experiment_id
-    location = artifact_root.resolve().as_uri() + "/" + name.replace("/", "_") if artifact_root else None
+    location = (
+        artifact_root.resolve().as_uri() + "/" + name.replace("/", "_") if artifact_root else None
+    )
     return client.create_experiment(name, artifact_location=location)
 
 

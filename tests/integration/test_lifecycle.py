@@ -138,8 +138,11 @@ def test_planted_noise_is_blocked_by_the_fidelity_gate(env):
     before = latest_version(home.public_dir, "customers")
     train = pd.read_parquet(home.table_dir("customers") / "train.parquet")
     meta, _ = lifecycle.load_metadata(lifecycle.paths_for(home, "customers"), "customers")
-    _plant(home, "customers",
-           NoiseSynthesizer("customers", train[list(meta.modelled)], meta.primary_key))
+    _plant(
+        home,
+        "customers",
+        NoiseSynthesizer("customers", train[list(meta.modelled)], meta.primary_key),
+    )
     result = _run(env["defs"], ["customers_synthetic", "customers_published"])
     evals = {e.check_name: e for e in result.get_asset_check_evaluations()}
     assert evals["customers_fidelity"].passed is False
@@ -154,7 +157,9 @@ def test_a_new_model_is_opted_in_by_yml_alone(env, tmp_path):
     yml = project / "models" / "marts" / "customer_summary.yml"
     doc = yaml.safe_load(yml.read_text())
     doc["models"][0].setdefault("config", {}).setdefault("meta", {})["synthetic"] = {
-        "seed": 1, "rows": 1000, "parameters": {"default_distribution": "gaussian_kde"},
+        "seed": 1,
+        "rows": 1000,
+        "parameters": {"default_distribution": "gaussian_kde"},
     }
     yml.write_text(yaml.safe_dump(doc))
     defs = build_definitions(

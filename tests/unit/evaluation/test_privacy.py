@@ -44,7 +44,9 @@ def test_distances_match_sdmetrics_calculate_dcr_row_by_row(search):
         to_train = calculate_dcr(dataset=synthetic, reference_dataset=train, metadata=metadata)
         to_holdout = calculate_dcr(dataset=synthetic, reference_dataset=holdout, metadata=metadata)
 
-    ours = evaluate_privacy(train=train, holdout=holdout, synthetic=synthetic, **COLUMNS)
+    ours = evaluate_privacy(
+        ranges="reference", train=train, holdout=holdout, synthetic=synthetic, **COLUMNS
+    )
 
     assert ours.n_synthetic_evaluated == 250 and ours.n_reference == 300
     np.testing.assert_allclose(ours.dcr_train, to_train.to_numpy(), atol=1e-9)
@@ -79,6 +81,7 @@ def test_edge_columns_match_sdmetrics_calculate_dcr(search):
         warnings.simplefilter("ignore")
         expected = calculate_dcr(dataset=synthetic, reference_dataset=train, metadata=metadata)
     ours = evaluate_privacy(
+        ranges="reference",
         train=train,
         holdout=holdout,
         synthetic=synthetic,
@@ -99,7 +102,9 @@ def test_dcr_share_matches_sdmetrics_overfitting_protection_when_there_are_no_ti
         expected = DCROverfittingProtection.compute_breakdown(
             train, synthetic, holdout, sdmetrics_metadata(train), None
         )
-    ours = evaluate_privacy(train=train, holdout=holdout, synthetic=synthetic, **COLUMNS)
+    ours = evaluate_privacy(
+        ranges="reference", train=train, holdout=holdout, synthetic=synthetic, **COLUMNS
+    )
     assert not np.any(ours.dcr_train == ours.dcr_holdout)
     closer = expected["synthetic_data_percentages"]["closer_to_training"]
     assert ours.dcr_share == pytest.approx(closer, abs=1e-12)
@@ -117,7 +122,9 @@ def test_baseline_protection_agrees_with_sdmetrics_dcr_baseline_protection(monke
         expected = DCRBaselineProtection.compute_breakdown(
             train, synthetic, sdmetrics_metadata(train), None
         )
-    ours = evaluate_privacy(train=train, holdout=holdout, synthetic=synthetic, **COLUMNS)
+    ours = evaluate_privacy(
+        ranges="reference", train=train, holdout=holdout, synthetic=synthetic, **COLUMNS
+    )
     median = expected["median_DCR_to_real_data"]["synthetic_data"]
     assert np.median(ours.dcr_train) == pytest.approx(median, abs=1e-9)
     assert ours.baseline_protection == pytest.approx(expected["score"], abs=0.05)
@@ -125,7 +132,9 @@ def test_baseline_protection_agrees_with_sdmetrics_dcr_baseline_protection(monke
 
 def test_copying_the_train_rows_is_caught_by_every_measure():
     train, holdout = mixed_table(400, seed=1), mixed_table(400, seed=2)
-    ours = evaluate_privacy(train=train, holdout=holdout, synthetic=train.copy(), **COLUMNS)
+    ours = evaluate_privacy(
+        ranges="reference", train=train, holdout=holdout, synthetic=train.copy(), **COLUMNS
+    )
     assert ours.exact_copies_train == len(train)
     assert ours.exact_copies_holdout == 0
     assert ours.dcr_share == pytest.approx(1.0)
@@ -137,7 +146,9 @@ def test_copying_the_train_rows_is_caught_by_every_measure():
 def test_fresh_rows_from_the_same_distribution_sit_halfway_between_train_and_holdout(search):
     train, holdout = mixed_table(600, seed=1), mixed_table(600, seed=2)
     synthetic = mixed_table(600, seed=3)
-    ours = evaluate_privacy(train=train, holdout=holdout, synthetic=synthetic, **COLUMNS)
+    ours = evaluate_privacy(
+        ranges="reference", train=train, holdout=holdout, synthetic=synthetic, **COLUMNS
+    )
     assert ours.exact_copies_train == 0
     assert 0.4 < ours.dcr_share < 0.6
     assert 0.5 < ours.nndr_median < 1.0
@@ -149,6 +160,7 @@ def test_ties_count_half():
     holdout = pd.DataFrame({"c": ["a", "b"] * 50})
     synthetic = pd.DataFrame({"c": ["a", "b", "z"] * 20})
     ours = evaluate_privacy(
+        ranges="reference",
         train=train,
         holdout=holdout,
         synthetic=synthetic,
@@ -164,10 +176,22 @@ def test_references_are_subsampled_to_the_same_seeded_size():
     train, holdout = mixed_table(900, seed=1), mixed_table(300, seed=2)
     synthetic = mixed_table(700, seed=3)
     first = evaluate_privacy(
-        train=train, holdout=holdout, synthetic=synthetic, max_rows=500, seed=4, **COLUMNS
+        ranges="reference",
+        train=train,
+        holdout=holdout,
+        synthetic=synthetic,
+        max_rows=500,
+        seed=4,
+        **COLUMNS,
     )
     again = evaluate_privacy(
-        train=train, holdout=holdout, synthetic=synthetic, max_rows=500, seed=4, **COLUMNS
+        ranges="reference",
+        train=train,
+        holdout=holdout,
+        synthetic=synthetic,
+        max_rows=500,
+        seed=4,
+        **COLUMNS,
     )
     assert first.n_reference == 300
     assert first.n_synthetic_evaluated == 500 == first.dcr_train.size
@@ -191,6 +215,7 @@ def test_exact_copies_do_not_depend_on_dtypes():
         }
     )
     ours = evaluate_privacy(
+        ranges="reference",
         train=train,
         holdout=train,
         synthetic=synthetic,
@@ -224,16 +249,25 @@ def test_pii_leaks_are_counted_per_string_column():
 def test_empty_tables_and_empty_column_lists_are_rejected():
     train = mixed_table(20, seed=1)
     with pytest.raises(ValueError, match="no rows"):
-        evaluate_privacy(train=train, holdout=train.iloc[:0], synthetic=train, **COLUMNS)
+        evaluate_privacy(
+            ranges="reference", train=train, holdout=train.iloc[:0], synthetic=train, **COLUMNS
+        )
     with pytest.raises(ValueError, match="no columns"):
         evaluate_privacy(
-            train=train, holdout=train, synthetic=train, numeric=[], datetime=[], categorical=[]
+            ranges="reference",
+            train=train,
+            holdout=train,
+            synthetic=train,
+            numeric=[],
+            datetime=[],
+            categorical=[],
         )
 
 
 def test_nndr_is_nan_with_a_single_reference_row():
     one = pd.DataFrame({"x": [1.0]})
     ours = evaluate_privacy(
+        ranges="reference",
         train=one,
         holdout=one,
         synthetic=pd.DataFrame({"x": [1.0, 2.0]}),
