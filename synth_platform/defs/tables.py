@@ -8,6 +8,7 @@ import pandas as pd
 from synth_platform.defs.dbt import WAREHOUSE_POOL
 from synth_platform.defs.resources import MlflowResource, SynthHomeResource
 from synth_platform.lib import lifecycle
+from synth_platform.lib.expectations import GATE_KINDS
 from synth_platform.lib.specs import ModelSpec
 
 GATE_DESCRIPTIONS = {
@@ -163,4 +164,4 @@ def table_definitions(
             data_version=dg.DataVersion(release.version),
         )
 
-    return [split, synthesizer, synthetic, published], [make_check(k) for k in lifecycle.GATES]
+    return [split, synthesizer, synthetic, published], [make_check(k) for k in GATE_KINDS]
