@@ -5,6 +5,7 @@ BIN := $(VENV)/bin
 SCALE ?= 1.0
 SYNTH_HOME ?= $(CURDIR)/.synth
 export SYNTH_HOME
+export PATH := $(CURDIR)/$(BIN):$(PATH)
 export DAGSTER_HOME ?= $(SYNTH_HOME)/dagster
 # Keep tools quiet and offline.
 export GX_ANALYTICS_ENABLED := false

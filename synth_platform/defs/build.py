@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import dagster as dg
@@ -64,7 +65,12 @@ def build_definitions(
         jobs=[refresh],
         schedules=[schedule],
         resources={
-            "dbt": DbtCliResource(project_dir=project, profiles_dir=str(project_dir)),
+            # The dbt next to this interpreter: a venv's bin/ need not be on PATH.
+            "dbt": DbtCliResource(
+                project_dir=project,
+                profiles_dir=str(project_dir),
+                dbt_executable=str(Path(sys.executable).with_name("dbt")),
+            ),
             "synth": SynthHomeResource(
                 root=str(root),
                 expectations_dir=str(

@@ -19,8 +19,8 @@ unseen in the reference share one slot). In few dimensions scikit-learn's k-d tr
 multi-threaded brute force takes the numeric part with ``scipy.spatial.distance.cdist``
 (cityblock) and the categorical part as ``columns - matches`` from a one-hot matrix product,
 so memory stays bounded whatever the table sizes. The embedding cannot express the clipping
-at 1, so the few query rows holding a value outside the reference range are re-scored exactly
-by a direct blocked brute-force pass.
+at 1, so query rows holding a value outside the reference range go through the brute force,
+which subtracts the exact excess ``max(|v - w| - 1, 0)`` for those values.
 """
 
 from __future__ import annotations
@@ -352,19 +352,33 @@ class _ReferenceIndex:
             Array of shape ``(query rows, k)``, ascending along each row, rounded to 12
             decimals so that equal distances compare equal.
         """
-        scaled = self._scale(query.numeric)
+        # Clipping to [-1, 2] keeps every clipped distance min(|v - w|, 1) for w in [0, 1].
+        scaled = np.clip(self._scale(query.numeric), -1.0, 2.0)
         codes = self._codes(query)
+        out_of_range = (scaled < 0) | (scaled > 1)  # False where missing
         numeric_reference, numeric_query = _numeric_features(self._reference_scaled, scaled)
         dimensions = numeric_reference.shape[1] + len(self._widths)
         features = numeric_reference.shape[1] + sum(self._widths)
         if dimensions <= _TREE_MAX_DIMENSIONS and features <= _TREE_MAX_FEATURES:
-            distances = self._tree(numeric_reference, numeric_query, codes, k)
+            distances = np.empty((query.n_rows, k))
+            inside = ~out_of_range.any(axis=1)
+            rows = np.flatnonzero(inside)
+            distances[rows] = self._tree(
+                numeric_reference, numeric_query[rows], [c[rows] for c in codes], k
+            )
+            rows = np.flatnonzero(~inside)
+            if rows.size:
+                distances[rows] = self._brute(
+                    numeric_reference,
+                    numeric_query[rows],
+                    [c[rows] for c in codes],
+                    k,
+                    scaled[rows],
+                    out_of_range[rows],
+                )
         else:
-            distances = self._brute(numeric_reference, numeric_query, codes, k)
-        out_of_range = np.flatnonzero(((scaled < 0) | (scaled > 1)).any(axis=1))
-        if out_of_range.size:
-            distances[out_of_range] = self._exact(
-                scaled[out_of_range], [c[out_of_range] for c in codes], k
+            distances = self._brute(
+                numeric_reference, numeric_query, codes, k, scaled, out_of_range
             )
         return np.round(distances / self._reference.n_columns, _DECIMALS)
 
@@ -376,6 +390,8 @@ class _ReferenceIndex:
         k: int,
     ) -> np.ndarray:
         """k-d tree search of the full L1 embedding (categoricals one-hot times 0.5)."""
+        if numeric_query.shape[0] == 0:
+            return np.empty((0, k))
         reference = np.hstack(
             [numeric_reference]
             + [
@@ -397,12 +413,15 @@ class _ReferenceIndex:
         numeric_query: np.ndarray,
         codes: list[np.ndarray],
         k: int,
+        scaled: np.ndarray,
+        out_of_range: np.ndarray,
     ) -> np.ndarray:
         """Blocked brute force: numeric L1 by ``cdist``, category matches by a matrix product.
 
         Narrow categorical columns are one-hot encoded so that their matches come from one
-        BLAS product; wide ones are compared code by code. Memory stays near
-        ``_BLOCK_ELEMENTS`` doubles per block whatever the table sizes.
+        BLAS product; wide ones are compared code by code. Query values outside the reference
+        range get an exact correction from the embedding's ``|v - w|`` to the clipped
+        distance. Memory stays near ``_BLOCK_ELEMENTS`` doubles per block and thread.
         """
         narrow = [i for i, w in enumerate(self._widths) if w <= _ONE_HOT_MAX_WIDTH]
         wide = [i for i, w in enumerate(self._widths) if w > _ONE_HOT_MAX_WIDTH]
@@ -413,6 +432,8 @@ class _ReferenceIndex:
             if narrow
             else None
         )
+        reference_scaled = self._reference_scaled
+        reference_missing = np.isnan(reference_scaled)
         n_reference = self._reference.n_rows
         n_query = numeric_query.shape[0]
         block = max(1, _BLOCK_ELEMENTS // max(n_reference, 1))
@@ -430,6 +451,15 @@ class _ReferenceIndex:
                 total += len(narrow) - query_one_hot @ reference_one_hot.T  # exact integers
             for i in wide:
                 total += codes[i][start:stop, None] != self._reference_codes[i][None, :]
+            outside = out_of_range[start:stop]
+            for j in np.flatnonzero(outside.any(axis=0)):
+                rows = np.flatnonzero(outside[:, j])
+                v = scaled[start + rows, j][:, None]
+                # Embedded distance to a present w is |v - w|, to a missing one
+                # |1 - v/2| + |v/2|; the true distances are min(|v - w|, 1) and 1.
+                excess = np.maximum(np.abs(v - reference_scaled[None, :, j]) - 1.0, 0.0)
+                to_missing = 1.0 - (np.abs(1.0 - v / 2.0) + np.abs(v / 2.0))
+                total[rows] += np.where(reference_missing[None, :, j], to_missing, -excess)
             return _smallest(total, k)
 
         starts = range(0, n_query, block)
@@ -440,27 +470,6 @@ class _ReferenceIndex:
         # one thread per block to avoid oversubscription.
         with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(workers) as pool:
             return np.vstack(list(pool.map(search, starts)))
-
-    def _exact(self, scaled: np.ndarray, codes: list[np.ndarray], k: int) -> np.ndarray:
-        """Blocked brute force of the clipped distance, for query rows outside the ranges."""
-        reference = self._reference_scaled
-        reference_missing = np.isnan(reference)
-        n_reference = reference.shape[0]
-        per_row = max(1, n_reference * max(1, len(codes) + reference.shape[1]))
-        block = max(1, _BLOCK_ELEMENTS // per_row)
-        out = np.empty((scaled.shape[0], k))
-        for start in range(0, scaled.shape[0], block):
-            stop = min(start + block, scaled.shape[0])
-            total = np.zeros((stop - start, n_reference))
-            for j in range(reference.shape[1]):
-                query_values = scaled[start:stop, j, None]
-                diff = np.minimum(np.abs(query_values - reference[None, :, j]), 1.0)
-                one_missing = np.isnan(query_values) ^ reference_missing[None, :, j]
-                total += np.where(one_missing, 1.0, np.where(np.isnan(diff), 0.0, diff))
-            for query_codes, reference_codes in zip(codes, self._reference_codes, strict=True):
-                total += query_codes[start:stop, None] != reference_codes[None, :]
-            out[start:stop] = _smallest(total, k)
-        return out
 
 
 def _numeric_features(reference: np.ndarray, query: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
