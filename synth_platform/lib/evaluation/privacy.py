@@ -4,7 +4,8 @@ Distance between two rows (the SDMetrics ``calculate_dcr`` definition): the mean
 listed columns of a per-column distance in ``[0, 1]``:
 
 * numeric and datetime: ``min(|a - b| / range, 1)``, where ``range`` is ``max - min`` of the
-  reference table the distance is measured against (train or holdout); when that range is 0,
+  real rows (train and holdout together; with ``ranges="reference"``, of the table searched,
+  as in SDMetrics); when that range is 0,
   the distance is 0 for equal values and 1 otherwise;
 * categorical and boolean: 0 when equal, 1 otherwise (missing is a category of its own);
 * a missing against a present value is 1, two missing values are 0.
@@ -109,8 +110,9 @@ def evaluate_privacy(
 ) -> PrivacyReport:
     """Measure how close synthetic rows sit to the train rows compared with holdout rows.
 
-    The distance is the one in the module docstring (SDMetrics' ``calculate_dcr``), with the
-    numeric ranges taken from the reference table searched, as SDMetrics does.
+    The distance is the one in the module docstring (SDMetrics' ``calculate_dcr``); numeric
+    ranges come from all real rows (train and holdout) by default, or from each searched
+    table as SDMetrics does with ``ranges="reference"``.
 
     Subsampling, all seeded by ``seed``: at most ``max_rows`` synthetic rows are evaluated;
     train and holdout are both sampled down to ``n_reference = min(len(train), len(holdout),
