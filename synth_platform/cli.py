@@ -55,7 +55,7 @@ def run_demo(*, scale: float, seed: int) -> int:
         )
     elapsed = time.perf_counter() - start
     failed_checks = [
-        (e.asset_check_evaluation_data.check_name, e.asset_check_evaluation_data.metadata)
+        (e.check_name, e.metadata)
         for e in result.get_asset_check_evaluations()
         if not e.passed
     ]
