@@ -12,6 +12,7 @@ from synth_platform.lib.evaluation.fidelity import _pairwise_pearson
 from ._tables import CATEGORICAL, DATETIME, NUMERIC, mixed_table, sdmetrics_metadata
 
 COLUMNS = {"numeric": NUMERIC, "datetime": DATETIME, "categorical": CATEGORICAL}
+AS_QUALITY_REPORT = {**COLUMNS, "binning": "per_table"}
 
 
 def _sdmetrics_report(real: pd.DataFrame, synthetic: pd.DataFrame):
@@ -36,7 +37,7 @@ def test_properties_agree_with_the_sdmetrics_quality_report_on_a_mixed_table():
     report = _sdmetrics_report(real, synthetic)
     properties = report.get_properties().set_index("Property")["Score"]
 
-    ours = evaluate_fidelity(real=real, synthetic=synthetic, **COLUMNS)
+    ours = evaluate_fidelity(real=real, synthetic=synthetic, **AS_QUALITY_REPORT)
 
     assert ours.column_shapes == pytest.approx(properties["Column Shapes"], abs=0.02)
     assert ours.column_pair_trends == pytest.approx(properties["Column Pair Trends"], abs=0.02)
@@ -47,7 +48,7 @@ def test_properties_agree_with_the_sdmetrics_quality_report_on_a_mixed_table():
 def test_column_and_pair_details_match_sdmetrics_exactly():
     real, synthetic = mixed_table(1500, seed=1), _imperfect_synthetic(1500)
     report = _sdmetrics_report(real, synthetic)
-    ours = evaluate_fidelity(real=real, synthetic=synthetic, **COLUMNS)
+    ours = evaluate_fidelity(real=real, synthetic=synthetic, **AS_QUALITY_REPORT)
 
     shapes = report.get_details("Column Shapes").merge(
         ours.shapes, left_on="Column", right_on="column"
@@ -156,6 +157,47 @@ def test_wide_categorical_pairs_match_sdmetrics_contingency_similarity():
     assert ours.column_pair_trends == pytest.approx(expected["score"])
 
 
+def _heavy_tailed(n: int, seed: int) -> pd.DataFrame:
+    """A category that sets the sign and scale of a heavy-tailed amount (like the demo's
+    account type and balance)."""
+    rng = np.random.default_rng(seed)
+    kind = rng.choice(["deposit", "loan", "mortgage"], size=n, p=[0.7, 0.25, 0.05])
+    scale = np.select([kind == "deposit", kind == "loan"], [1e4, -5e4], -4e5)
+    return pd.DataFrame({"kind": kind, "amount": scale * rng.lognormal(0, 0.8, size=n)})
+
+
+def test_real_edge_binning_matches_sdmetrics_contingency_similarity_on_mixed_pairs():
+    from sdmetrics.column_pairs import ContingencySimilarity
+
+    real, synthetic = _heavy_tailed(2000, seed=1), _heavy_tailed(1500, seed=2)
+    synthetic.loc[synthetic.index[:200], "amount"] *= -1  # a damaged trend
+    ours = evaluate_fidelity(
+        real=real, synthetic=synthetic, numeric=["amount"], datetime=[], categorical=["kind"]
+    )
+    expected = ContingencySimilarity.compute_breakdown(
+        real, synthetic, continuous_column_names=["amount"], real_association_threshold=0.3
+    )
+    assert ours.pairs["counted"].iloc[0]
+    assert ours.column_pair_trends == pytest.approx(expected["score"], abs=1e-12)
+    assert ours.column_pair_trends < 0.99
+
+
+def test_one_synthetic_outlier_moves_per_table_binning_but_not_real_edge_binning():
+    real, synthetic = _heavy_tailed(2000, seed=1), _heavy_tailed(2000, seed=2)
+    outlier = synthetic.copy()
+    outlier.loc[0, "amount"] = real["amount"].max() * 5  # one row far above the real range
+    columns = {"numeric": ["amount"], "datetime": [], "categorical": ["kind"]}
+
+    def pair_score(frame: pd.DataFrame, binning: str) -> float:
+        return evaluate_fidelity(
+            real=real, synthetic=frame, binning=binning, **columns
+        ).column_pair_trends
+
+    assert pair_score(outlier, "real") == pytest.approx(pair_score(synthetic, "real"), abs=1e-3)
+    assert pair_score(synthetic, "real") > 0.9
+    assert pair_score(outlier, "per_table") < pair_score(synthetic, "per_table") - 0.2
+
+
 def test_contingency_subsampling_is_seeded():
     real, synthetic = mixed_table(3000, seed=1), _imperfect_synthetic(3000)
     first = evaluate_fidelity(real=real, synthetic=synthetic, max_rows=500, seed=7, **COLUMNS)
@@ -193,3 +235,5 @@ def test_a_column_listed_twice_or_missing_is_rejected():
             datetime=[],
             categorical=[],
         )
+    with pytest.raises(ValueError, match="binning"):
+        evaluate_fidelity(real=real, synthetic=real, binning="global", **COLUMNS)
