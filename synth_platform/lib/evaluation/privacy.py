@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -162,26 +163,25 @@ def evaluate_privacy(
         if len(frame) == 0:
             raise ValueError(f"{label} data has no rows")
 
-    synthetic_hashes = _row_hashes(synthetic, columns, kinds)
-    exact_train = int(np.isin(synthetic_hashes, _row_hashes(train, columns, kinds)).sum())
-    exact_holdout = int(np.isin(synthetic_hashes, _row_hashes(holdout, columns, kinds)).sum())
+    # Every table is encoded once; the searches work on subsamples of these arrays.
+    encoded = {label: _encode(frame, columns, kinds) for label, frame in frames.items()}
+    synthetic_hashes, train_hashes, holdout_hashes = _row_hashes(
+        [encoded["synthetic"], encoded["train"], encoded["holdout"]]
+    )
+    exact_train = int(np.isin(synthetic_hashes, train_hashes).sum())
+    exact_holdout = int(np.isin(synthetic_hashes, holdout_hashes).sum())
 
     rng = np.random.default_rng(seed)
     n_reference = min(len(train), len(holdout), max_rows)
-    synthetic_rows = _raw(synthetic, columns, kinds, _subsample(len(synthetic), max_rows, rng))
-    train_rows = _raw(train, columns, kinds, _subsample(len(train), n_reference, rng))
-    holdout_rows = _raw(holdout, columns, kinds, _subsample(len(holdout), n_reference, rng))
+    synthetic_rows = encoded["synthetic"].rows.take(_subsample(len(synthetic), max_rows, rng))
+    train_rows = encoded["train"].rows.take(_subsample(len(train), n_reference, rng))
+    holdout_rows = encoded["holdout"].rows.take(_subsample(len(holdout), n_reference, rng))
 
     # Both searches must use one metric: with per-reference ranges, one outlier in a small
     # holdout sample rescales every holdout distance and skews the share (measured: 0.80 on
     # a GaussianCopula sample whose shared-range share is 0.50). Ranges come from all real rows.
     shared = (
-        np.vstack(
-            [
-                _raw(train, columns, kinds, np.arange(len(train))).numeric,
-                _raw(holdout, columns, kinds, np.arange(len(holdout))).numeric,
-            ]
-        )
+        [encoded["train"].rows.numeric, encoded["holdout"].rows.numeric]
         if ranges == "shared"
         else None
     )
@@ -249,22 +249,66 @@ def find_pii_leaks(*, real_values: Iterable[str], synthetic: pd.DataFrame) -> di
 # ------------------------------------------------------------------------ exact copies
 
 
-def _row_hashes(frame: pd.DataFrame, columns: list[str], kinds: dict[str, Kind]) -> np.ndarray:
-    """64-bit hash of each row over a dtype-independent form of the listed columns."""
-    canonical: dict[str, object] = {}
-    for name in columns:
-        kind = kinds[name]
-        if kind == "datetime":
-            canonical[name] = datetime_ns(frame[name])
-        elif kind == "numeric":
-            canonical[name] = as_float(frame[name], kind) + 0.0  # folds -0.0 into 0.0
-        else:
-            values = as_object(frame[name])
-            missing = pd.isna(values)
-            text = values.astype(str)
-            canonical[name] = np.where(missing, None, text).astype(object)
-    table = pd.DataFrame(canonical, index=pd.RangeIndex(len(frame)))
-    return pd.util.hash_pandas_object(table, index=False).to_numpy()
+_HASH_MULTIPLIERS = (np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB))
+
+
+def _row_hashes(tables: list[_Encoded]) -> list[np.ndarray]:
+    """64-bit hash of each row of each table over a dtype-independent form of its columns.
+
+    Numeric cells are compared as ``float64`` (``-0.0`` equal to ``0.0``, every missing value
+    equal), datetimes as ``int64`` nanoseconds and categorical cells by their text
+    (``str(value)``, missing equal to missing), so ``True`` equals ``"True"`` and ``1`` equals
+    ``"1"``. Categorical cells get codes from one factorization over all the tables.
+    """
+    sizes = [t.rows.n_rows for t in tables]
+    hashes = [np.zeros(n, dtype=np.uint64) for n in sizes]
+    n_continuous = tables[0].rows.numeric.shape[1]
+    for j in range(n_continuous):
+        for t, h in zip(tables, hashes, strict=True):
+            if j in t.datetime_ns:
+                key = t.datetime_ns[j].view(np.uint64)
+            else:
+                values = t.rows.numeric[:, j] + 0.0  # folds -0.0 into 0.0
+                values[np.isnan(values)] = np.nan  # one bit pattern for every missing value
+                key = values.view(np.uint64)
+            _combine(h, key, j)
+    for c in range(len(tables[0].rows.categorical)):
+        codes = _text_codes([t.rows.categorical[c] for t in tables])
+        for h, key in zip(hashes, codes, strict=True):
+            _combine(h, key.astype(np.uint64), n_continuous + c)
+    return hashes
+
+
+def _combine(h: np.ndarray, key: np.ndarray, position: int) -> None:
+    """Fold one column's 64-bit keys into the running row hashes (splitmix64 finaliser)."""
+    x = h ^ (key + np.uint64((position + 1) * 0x9E3779B97F4A7C15 % (1 << 64)))
+    x ^= x >> np.uint64(30)
+    x *= _HASH_MULTIPLIERS[0]
+    x ^= x >> np.uint64(27)
+    x *= _HASH_MULTIPLIERS[1]
+    x ^= x >> np.uint64(31)
+    h[:] = x
+
+
+def _text_codes(arrays: list[np.ndarray]) -> list[np.ndarray]:
+    """Codes equal exactly where ``str`` of the values is equal (missing: one code)."""
+    joined = np.concatenate(arrays)
+    codes, uniques = pd.factorize(joined, use_na_sentinel=True)
+    # Python equality is text equality when every value is a string, or every value a bool;
+    # otherwise (1 == 1.0 == True, 0.0 == -0.0) factorize again on the text itself.
+    if len(uniques) and not (
+        all(isinstance(u, str) for u in uniques)
+        or all(isinstance(u, bool | np.bool_) for u in uniques)
+    ):
+        missing = pd.isna(joined)
+        text = np.where(missing, None, joined.astype(str)).astype(object)
+        codes, uniques = pd.factorize(text, use_na_sentinel=True)
+    codes = np.where(codes < 0, len(uniques), codes)
+    out, start = [], 0
+    for array in arrays:
+        out.append(codes[start : start + len(array)])
+        start += len(array)
+    return out
 
 
 # ----------------------------------------------------------------------------- distances
@@ -282,6 +326,35 @@ class _Rows:
     def n_columns(self) -> int:
         return self.numeric.shape[1] + len(self.categorical)
 
+    def take(self, rows: np.ndarray) -> _Rows:
+        if rows.size == self.n_rows and (rows.size == 0 or rows[-1] == rows.size - 1):
+            return self  # every row, in order (_subsample returns sorted indices)
+        return _Rows(rows.size, self.numeric[rows], [c[rows] for c in self.categorical])
+
+
+@dataclass(frozen=True)
+class _Encoded:
+    """A whole table, encoded once: raw rows plus datetimes as exact ``int64`` nanoseconds."""
+
+    rows: _Rows
+    datetime_ns: dict[int, np.ndarray]  # numeric block column -> int64 ns (NaT: int64 min)
+
+
+def _encode(frame: pd.DataFrame, columns: list[str], kinds: dict[str, Kind]) -> _Encoded:
+    continuous = [c for c in columns if kinds[c] != "categorical"]
+    numeric = np.empty((len(frame), len(continuous)), dtype=np.float64)
+    datetimes: dict[int, np.ndarray] = {}
+    for j, name in enumerate(continuous):
+        if kinds[name] == "datetime":
+            ns = datetime_ns(frame[name])
+            datetimes[j] = ns
+            numeric[:, j] = ns
+            numeric[ns == np.iinfo(np.int64).min, j] = np.nan
+        else:
+            numeric[:, j] = as_float(frame[name], kinds[name])
+    categorical = [as_object(frame[c]) for c in columns if kinds[c] == "categorical"]
+    return _Encoded(_Rows(len(frame), numeric, categorical), datetimes)
+
 
 def _subsample(n_rows: int, size: int, rng: np.random.Generator) -> np.ndarray:
     if n_rows <= size:
@@ -289,28 +362,23 @@ def _subsample(n_rows: int, size: int, rng: np.random.Generator) -> np.ndarray:
     return np.sort(rng.choice(n_rows, size=size, replace=False))
 
 
-def _raw(
-    frame: pd.DataFrame, columns: list[str], kinds: dict[str, Kind], rows: np.ndarray
-) -> _Rows:
-    continuous = [c for c in columns if kinds[c] != "categorical"]
-    numeric = np.empty((rows.size, len(continuous)), dtype=np.float64)
-    for j, name in enumerate(continuous):
-        numeric[:, j] = as_float(frame[name], kinds[name])[rows]
-    categorical = [as_object(frame[c])[rows] for c in columns if kinds[c] == "categorical"]
-    return _Rows(rows.size, numeric, categorical)
-
-
 class _ReferenceIndex:
     """Exact nearest-neighbour search in the mixed-type distance against one reference table."""
 
-    def __init__(self, reference: _Rows, *, scale_from: np.ndarray | None = None) -> None:
+    def __init__(
+        self, reference: _Rows, *, scale_from: Sequence[np.ndarray] | None = None
+    ) -> None:
         self._reference = reference
         numeric = reference.numeric
         # The ranges that normalise numeric distances; by default the reference's own.
-        scale_rows = numeric if scale_from is None else scale_from
-        present = ~np.isnan(scale_rows)
-        lo = np.where(present, scale_rows, np.inf).min(axis=0, initial=np.inf)
-        hi = np.where(present, scale_rows, -np.inf).max(axis=0, initial=-np.inf)
+        lo = np.full(numeric.shape[1], np.inf)
+        hi = np.full(numeric.shape[1], -np.inf)
+        for block in [numeric] if scale_from is None else scale_from:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # all-missing columns
+                if block.shape[0]:
+                    lo = np.fmin(lo, np.nanmin(block, axis=0))
+                    hi = np.fmax(hi, np.nanmax(block, axis=0))
         self._lo = np.where(np.isfinite(lo), lo, 0.0)
         span = hi - lo
         self._span = np.where(np.isfinite(span), span, np.nan)  # NaN: column all missing

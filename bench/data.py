@@ -1,0 +1,211 @@
+"""Deterministic benchmark tables: a wide mixed-type table and the demo bank tables.
+
+The wide table mimics a customer-level warehouse extract: skewed and integer numeric columns
+with nulls, datetimes, categoricals of several cardinalities with rare levels, and booleans,
+all driven by a few latent factors so that column pairs carry real trends. A "synthetic"
+version is the same generator under another seed with deliberate distortions (shifted and
+noisier numeric columns, re-weighted categories, extra nulls), so that scores land in a
+realistic range instead of at 1.0.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+N_NUMERIC = 26
+N_DATETIME = 6
+N_CATEGORICAL = 16
+N_BOOLEAN = 8
+N_COLUMNS = N_NUMERIC + N_DATETIME + N_CATEGORICAL + N_BOOLEAN  # 56
+
+
+@dataclass(frozen=True)
+class Columns:
+    numeric: list[str]
+    datetime: list[str]
+    categorical: list[str]  # booleans included, as the evaluators expect
+
+    def as_kwargs(self) -> dict[str, list[str]]:
+        return {"numeric": self.numeric, "datetime": self.datetime, "categorical": self.categorical}
+
+    def sdmetrics_metadata(self, booleans: set[str] | None = None) -> dict:
+        booleans = booleans or set()
+        columns = {c: {"sdtype": "numerical"} for c in self.numeric}
+        columns |= {c: {"sdtype": "datetime"} for c in self.datetime}
+        columns |= {
+            c: {"sdtype": "boolean" if c in booleans else "categorical"} for c in self.categorical
+        }
+        return {"columns": columns}
+
+    @property
+    def all(self) -> list[str]:
+        return [*self.numeric, *self.datetime, *self.categorical]
+
+
+def wide_columns(n_columns: int = N_COLUMNS) -> tuple[Columns, set[str]]:
+    """Column lists of :func:`wide_table` (first ``n_columns`` of its columns)."""
+    names = _wide_names()[:n_columns]
+    numeric = [c for c in names if c.startswith("num_")]
+    datetime = [c for c in names if c.startswith("dt_")]
+    categorical = [c for c in names if c.startswith(("cat_", "flag_"))]
+    booleans = {c for c in names if c.startswith("flag_")}
+    return Columns(numeric, datetime, categorical), booleans
+
+
+def _wide_names() -> list[str]:
+    # Interleaved so that a prefix of the columns keeps every kind.
+    kinds = (
+        [f"num_{i:02d}" for i in range(N_NUMERIC)],
+        [f"dt_{i}" for i in range(N_DATETIME)],
+        [f"cat_{i:02d}" for i in range(N_CATEGORICAL)],
+        [f"flag_{i}" for i in range(N_BOOLEAN)],
+    )
+    out: list[str] = []
+    position = [0, 0, 0, 0]
+    weights = [len(k) for k in kinds]
+    while len(out) < N_COLUMNS:
+        # Pick the kind furthest behind its share.
+        lag = [position[i] / weights[i] for i in range(4)]
+        i = int(np.argmin(lag))
+        out.append(kinds[i][position[i]])
+        position[i] += 1
+    return out
+
+
+def wide_table(
+    n_rows: int, seed: int, *, distort: bool = False, n_columns: int = N_COLUMNS
+) -> pd.DataFrame:
+    """A ``n_rows`` x ``n_columns`` (at most 56) mixed-type table, deterministic in ``seed``.
+
+    Args:
+        n_rows: Rows.
+        seed: Seed of the generator.
+        distort: Apply the "synthetic" distortions.
+        n_columns: Keep the first ``n_columns`` columns (every kind stays represented).
+    """
+    rng = np.random.default_rng(seed)
+    n_latent = 4
+    latent = rng.standard_normal((n_rows, n_latent)).astype(np.float64)
+    data: dict[str, object] = {}
+    noise = 1.6 if distort else 1.0
+
+    for i in range(N_NUMERIC):
+        column_rng = np.random.default_rng([seed, 1, i])
+        weights = column_rng.normal(size=n_latent) * (0.9 if i % 3 else 0.2)
+        x = latent @ weights + noise * column_rng.standard_normal(n_rows) * 0.6
+        if distort and i % 5 == 0:
+            x = x + 0.3  # location shift
+        kind = i % 4
+        if kind == 0:  # log-normal amounts (heavy right skew)
+            values = np.round(np.exp(8 + 0.9 * x), 2)
+        elif kind == 1:  # integer counts
+            values = np.floor(np.exp(1.5 + 0.6 * x)).astype(np.float64)
+        elif kind == 2:  # symmetric score
+            values = 600 + 80 * x
+        else:  # bounded ratio with a point mass at 0
+            values = np.clip(1 / (1 + np.exp(-x)) - 0.2, 0, None)
+        null_share = (0.0, 0.02, 0.1, 0.3)[i % 4] * (1.5 if distort else 1.0)
+        values[column_rng.random(n_rows) < null_share] = np.nan
+        if kind == 1 and null_share == 0:
+            data[f"num_{i:02d}"] = values.astype(np.int64)
+        else:
+            data[f"num_{i:02d}"] = values
+
+    base = np.datetime64("2015-01-01T00:00:00", "s").astype(np.int64)
+    for i in range(N_DATETIME):
+        column_rng = np.random.default_rng([seed, 2, i])
+        days = 1500 + 600 * latent[:, i % n_latent] + noise * column_rng.normal(0, 200, n_rows)
+        seconds = base + (days * 86_400).astype(np.int64)
+        if i % 2:  # dates only
+            seconds = seconds - seconds % 86_400
+        values = pd.Series(seconds.astype("datetime64[s]").astype("datetime64[ns]"))
+        values[column_rng.random(n_rows) < (0.05 if i % 3 == 0 else 0.0)] = pd.NaT
+        data[f"dt_{i}"] = values
+
+    cardinalities = (3, 5, 8, 12, 25, 40, 60, 4)
+    for i in range(N_CATEGORICAL):
+        column_rng = np.random.default_rng([seed, 3, i])
+        k = cardinalities[i % len(cardinalities)]
+        # Zipf-like level frequencies: the tail levels are rare (< 0.5 %).
+        levels = np.array([f"L{i:02d}_{j:02d}" for j in range(k)], dtype=object)
+        logits = -1.2 * np.log1p(np.arange(k)) + (
+            0.4 * column_rng.normal(size=k) if distort else 0
+        )
+        signal = latent[:, i % n_latent] * (1.5 if i % 2 == 0 else 0.3)
+        # Latent shifts the level index: correlated categories.
+        score = logits[None, :] + np.outer(signal, np.linspace(-1, 1, k))
+        score += column_rng.gumbel(size=(n_rows, k))
+        values = levels[score.argmax(axis=1)]
+        values[column_rng.random(n_rows) < (0.03 if i % 4 == 1 else 0.0)] = None
+        data[f"cat_{i:02d}"] = values
+
+    for i in range(N_BOOLEAN):
+        column_rng = np.random.default_rng([seed, 4, i])
+        p = 1 / (1 + np.exp(-(latent[:, i % n_latent] * 1.2 - (i % 3))))
+        if distort:
+            p = np.clip(p * 1.1, 0, 1)
+        values = column_rng.random(n_rows) < p
+        if i % 4 == 3:
+            flags = pd.Series(values, dtype="boolean")
+            flags[column_rng.random(n_rows) < 0.04] = pd.NA
+            data[f"flag_{i}"] = flags
+        else:
+            data[f"flag_{i}"] = values
+
+    names = _wide_names()[:n_columns]
+    return pd.DataFrame({name: data[name] for name in names})
+
+
+# ------------------------------------------------------------------------------ demo bank
+
+DEMO_COLUMNS: dict[str, tuple[Columns, set[str]]] = {
+    "customers": (
+        Columns(
+            numeric=["annual_income", "credit_score"],
+            datetime=["birth_date", "signup_date"],
+            categorical=["segment", "region"],
+        ),
+        set(),
+    ),
+    "accounts": (
+        Columns(numeric=["balance"], datetime=["opened_at"], categorical=["account_type", "status"]),
+        set(),
+    ),
+    "transactions": (
+        Columns(
+            numeric=["amount"],
+            datetime=["occurred_at"],
+            categorical=["merchant_category", "channel", "is_fraud"],
+        ),
+        {"is_fraud"},
+    ),
+}
+"""Modelled columns of the demo tables (identifiers and PII left out, as the gate does)."""
+
+
+def demo_tables(scale: float, seed: int) -> dict[str, pd.DataFrame]:
+    """The demo bank at ``scale`` (1.0: ~1,000 customers, ~15,000 transactions)."""
+    from synth_platform.lib.demo import DemoSize, generate_bank
+
+    return generate_bank(size=DemoSize.from_scale(scale), seed=seed)
+
+
+def transactions_like(n_rows: int, seed: int) -> pd.DataFrame:
+    """A transactions-shaped table of exactly ``n_rows`` rows (resampled demo rows + jitter).
+
+    Generating the demo bank at a million transactions takes minutes (Faker); this draws rows
+    from a smaller demo bank and jitters amount and timestamp so that rows stay distinct.
+    """
+    columns, _ = DEMO_COLUMNS["transactions"]
+    base = demo_tables(scale=4.0, seed=seed)["transactions"][columns.all]
+    rng = np.random.default_rng(seed)
+    rows = rng.integers(0, len(base), size=n_rows)
+    out = base.iloc[rows].reset_index(drop=True)
+    out["amount"] = np.round(out["amount"].to_numpy() * rng.lognormal(0, 0.05, n_rows), 2)
+    out["occurred_at"] = out["occurred_at"] + pd.to_timedelta(
+        rng.integers(-3600, 3600, n_rows), unit="s"
+    )
+    return out
