@@ -272,9 +272,20 @@ def _share(value: float) -> str:
 
 
 def _label(value: object) -> str:
-    """A chart label: string form, cut to ``_LABEL_CHARS`` characters."""
+    """A chart label: string form, cut in the middle to ``_LABEL_CHARS`` characters.
+
+    Keeping both ends tells apart names that share a long prefix or suffix.
+    """
     text = str(value).replace("\n", " ")
-    return text if len(text) <= _LABEL_CHARS else text[: _LABEL_CHARS - 1] + "\u2026"
+    if len(text) <= _LABEL_CHARS:
+        return text
+    head = (_LABEL_CHARS - 1) // 2
+    return text[:head] + "\u2026" + text[-(_LABEL_CHARS - 1 - head) :]
+
+
+def _number(value: float, _position: object = None) -> str:
+    """Tick label with 4 significant digits (no shared offset text that fixed margins clip)."""
+    return f"{value:.4g}"
 
 
 # ------------------------------------------------------------------------------- header
@@ -374,8 +385,21 @@ class _Figures:
     def __init__(self, figure_class: type[Figure]) -> None:
         self._figure_class = figure_class
 
-    def new(self, width: float, height: float) -> Figure:
-        return self._figure_class(figsize=(width, height), dpi=_DPI, layout="constrained")
+    def new(
+        self, width: float, height: float, margins: tuple[float, float, float, float] | None = None
+    ) -> Figure:
+        """A figure of ``width`` x ``height`` inches.
+
+        With ``margins`` (left, bottom, right, top in figure fractions) the axes are placed
+        there, which is about twice as fast to draw as the default constrained layout that
+        fits labels of unknown width (category names, column names).
+        """
+        if margins is None:
+            return self._figure_class(figsize=(width, height), dpi=_DPI, layout="constrained")
+        figure = self._figure_class(figsize=(width, height), dpi=_DPI)
+        left, bottom, right, top = margins
+        figure.subplots_adjust(left=left, bottom=bottom, right=right, top=top)
+        return figure
 
     @staticmethod
     def img(figure: Figure, alt: str) -> str:
@@ -490,13 +514,14 @@ def _histogram_chart(
     outside = (synthetic_values < edges[0]) | (synthetic_values > edges[-1])
     note = ""
     if synthetic_values.size and outside.any():
-        note = (
-            f"{100 * outside.mean():.1f}% of synthetic values lie outside the real range "
-            "(not drawn)"
-        )
+        share = float(outside.mean())
+        shown = "<0.1%" if share < 0.001 else f"{100 * share:.1f}%"
+        note = f"{_e(shown)} of synthetic values lie outside the real range (not drawn)"
 
     def draw() -> str:
-        figure = figures.new(4.8, 2.6)
+        # Datetime axes may carry an offset label (the year) that fixed margins would clip.
+        margins = None if kind == "datetime" else (0.06, 0.12, 0.97, 0.97)
+        figure = figures.new(4.8, 2.6, margins=margins)
         ax = figure.add_subplot()
         x_edges = edges
         if kind == "datetime":
@@ -506,6 +531,8 @@ def _histogram_chart(
             locator = AutoDateLocator()
             ax.xaxis.set_major_locator(locator)
             ax.xaxis.set_major_formatter(ConciseDateFormatter(locator))
+        else:
+            ax.xaxis.set_major_formatter(_number)
         for values, colour, label in (
             (real_values, _REAL_COLOUR, "real"),
             (synthetic_values, _SYNTHETIC_COLOUR, "synthetic"),
@@ -710,7 +737,7 @@ def _privacy_section(privacy: PrivacyReport | None, figures: _Figures) -> str:
             return "<p class='error'>no distances to plot</p>"
         hi = float(both.max())
         edges = np.linspace(0.0, hi if hi > 0 else 1.0, _MAX_BINS + 1)
-        figure = figures.new(6.4, 2.8)
+        figure = figures.new(6.4, 2.8, margins=(0.1, 0.16, 0.98, 0.97))
         ax = figure.add_subplot()
         for values, colour, label in (
             (train, _TRAIN_COLOUR, "to closest train row"),
