@@ -12,17 +12,45 @@ from synth_platform.lib.expectations import GATE_KINDS
 from synth_platform.lib.specs import ModelSpec
 
 GATE_DESCRIPTIONS = {
-    "fidelity": "Column shapes (KS/TV complement) and pair trends vs the real table, "
-    "rolled up to one quality score; blocks publication below the threshold.",
-    "privacy": "No synthetic row equal to a training row, DCR share train-vs-holdout near "
-    "50%, no source PII value anywhere in the output; blocks publication.",
+    "fidelity": "Column shapes (KS/TV complement) and pair trends (correlation/contingency "
+    "similarity) vs the real table, rolled up to one quality score; utility (train on "
+    "synthetic, test on the real holdout) for tables with a target. Blocks publication "
+    "below the thresholds.",
+    "privacy": "No synthetic row equal to a training row; DCR share train-vs-holdout near "
+    "50%; nearest-neighbour distance ratio; no source PII value anywhere in the output; "
+    "attack-based singling-out/linkability/inference risks. Blocks publication.",
     "validity": "Schema, column types, key uniqueness, ranges and allowed categories "
-    "profiled from the real rows; blocks publication on any violation.",
+    "profiled from the real rows, and the diagnostic (boundary/category adherence, key "
+    "uniqueness, table structure) at 1.0; blocks publication on any violation.",
+}
+
+#: Scores shown (and plotted over time by the UI) on each published materialization.
+HEADLINE = {
+    "fidelity": ("overall", "column_shapes", "column_pair_trends", "utility"),
+    "privacy": ("dcr_share", "nndr_median", "exact_copies_train", "baseline_protection"),
+    "validity": ("boundary_adherence", "category_adherence", "key_uniqueness"),
 }
 
 
 def _md_table(rows: Sequence[dict]) -> dg.MetadataValue:
     return dg.MetadataValue.md(pd.DataFrame(rows).to_markdown(index=False) if rows else "none")
+
+
+def _headline_scores(scores: dict) -> dict[str, dg.MetadataValue]:
+    """Float metadata per headline metric: the asset's Plots tab charts them per release."""
+    out = {}
+    for kind, names in HEADLINE.items():
+        metrics = (scores.get(kind) or {}).get("metrics", {})
+        for name in names:
+            value = (metrics.get(name) or {}).get("value")
+            if isinstance(value, int | float) and value == value:  # skip NaN
+                out[f"{kind}/{name}"] = dg.MetadataValue.float(float(value))
+    return out
+
+
+def _report_link(home, table: str) -> dict[str, dg.MetadataValue]:
+    path = lifecycle.paths_for(home, table).report
+    return {"evaluation_report": dg.MetadataValue.path(str(path))} if path.exists() else {}
 
 
 def table_definitions(
@@ -105,8 +133,9 @@ def table_definitions(
             description=GATE_DESCRIPTIONS[kind],
         )  # fmt: skip
         def check(synth: SynthHomeResource, mlflow: MlflowResource) -> dg.AssetCheckResult:
+            home = synth.home.ensure()
             r = lifecycle.evaluate_gate(
-                home=synth.home.ensure(),
+                home=home,
                 model=model,
                 kind=kind,
                 expectations_dir=synth.expectations_dir,
@@ -116,11 +145,19 @@ def table_definitions(
                 "score": dg.MetadataValue.float(r.score),
                 "threshold": dg.MetadataValue.float(r.threshold if r.threshold is not None else 0),
                 **{k: v for k, v in r.metrics.items() if isinstance(v, int | float)},
-                "suite": dg.MetadataValue.path(r.suite_path),
+                "checks": _md_table(r.checks),
+                "suites": dg.MetadataValue.md("\n".join(f"- `{p}`" for p in r.suite_paths)),
                 "candidate_id": r.candidate_id,
             }
             if r.report_uri:
                 metadata["full_result"] = dg.MetadataValue.url(r.report_uri)
+            report = lifecycle.render_evaluation_report(
+                home=home, model=model, tracking_uri=mlflow.tracking_uri
+            )
+            if report is not None:
+                path, uri = report
+                metadata["evaluation_report"] = dg.MetadataValue.url(uri or path.as_uri())
+                metadata["evaluation_report_path"] = dg.MetadataValue.path(str(path))
             if r.failures:
                 metadata["failures"] = dg.MetadataValue.md(
                     "\n".join(f"- {f}" for f in r.failures[:50])
@@ -160,6 +197,8 @@ def table_definitions(
                 ),
                 "scores": dg.MetadataValue.json(release.manifest["scores"]),
                 "mlflow_run_id": release.manifest["mlflow_run_id"],
+                **_headline_scores(release.manifest["scores"]),
+                **_report_link(synth.home, t),
             },
             data_version=dg.DataVersion(release.version),
         )

@@ -3,9 +3,13 @@
 One JSON file per table and kind under `expectations/` (`<table>.<kind>.json`), generated from a
 profile of the real data when missing and editable by hand:
 
-- `fidelity` and `privacy` suites hold standard expectations over a one-row metric table
-  computed by the project's vectorised engine (`lib.evaluation`); each expectation's bound is
-  the gate's threshold.
+- `fidelity`, `privacy` and `diagnostic` suites hold standard expectations over a one-row
+  metric table computed by the project's vectorised engine (`lib.evaluation`); each gated
+  metric's bound is its threshold, and a metric that is only reported (no threshold yet) is
+  expected to be present (`expect_column_values_to_not_be_null`) so that adding a bound in
+  the file or in the dbt meta turns it into a gate. The diagnostic suite (boundary and
+  category adherence, key uniqueness, table structure) requires 1.0 and belongs to the
+  validity gate.
 - `validity` suites hold expectations over the candidate synthetic rows themselves: ordered
   schema, column types, key uniqueness, ranges and allowed categories profiled from the real
   (training) rows. They quote real minima, maxima and categories, so they belong to the
@@ -30,41 +34,71 @@ from synth_platform.lib.specs import Thresholds
 
 GateKind = Literal["fidelity", "privacy", "validity"]
 GATE_KINDS: tuple[GateKind, ...] = ("fidelity", "privacy", "validity")
+SuiteKind = Literal["fidelity", "privacy", "validity", "diagnostic"]
+SUITE_KINDS: tuple[SuiteKind, ...] = ("fidelity", "privacy", "validity", "diagnostic")
+#: The suites each gate validates.
+GATE_SUITES: dict[GateKind, tuple[SuiteKind, ...]] = {
+    "fidelity": ("fidelity",),
+    "privacy": ("privacy",),
+    "validity": ("validity", "diagnostic"),
+}
 
-#: Metric column -> (threshold field, bound). `min` = score must be at least the threshold.
-FIDELITY_METRICS = {
+#: Metric column -> (threshold field in `Thresholds`, or None for a suite-only bound; bound).
+#: `min` = the metric must be at least the threshold, `max` = at most.
+FIDELITY_METRICS: dict[str, tuple[str | None, str]] = {
     "overall": ("fidelity", "min"),
     "column_shapes": ("column_shapes", "min"),
     "column_pair_trends": ("column_pair_trends", "min"),
     "worst_column_shape": ("worst_column", "min"),
+    "utility": ("utility", "min"),
 }
-PRIVACY_METRICS = {
+PRIVACY_METRICS: dict[str, tuple[str | None, str]] = {
     "exact_copies_train": ("exact_copies", "max"),
+    "exact_copies_holdout": ("exact_copies_holdout", "max"),
     "dcr_share": ("dcr_share", "max"),
+    "nndr_median": ("nndr", "min"),
+    "baseline_protection": ("baseline_protection", "min"),
     "pii_leaks": ("pii_leaks", "max"),
+    "singling_out_risk": ("singling_out_risk", "max"),
+    "linkability_risk": ("linkability_risk", "max"),
+    "inference_risk": ("inference_risk", "max"),
 }
+DIAGNOSTIC_METRICS: dict[str, tuple[str | None, str]] = {
+    "boundary_adherence": (None, "min"),
+    "category_adherence": (None, "min"),
+    "key_uniqueness": (None, "min"),
+    "table_structure": (None, "min"),
+}
+#: Suite-only bounds (no `Thresholds` field): the diagnostic must be perfect to publish.
+_FIXED_BOUNDS = {"diagnostic": 1.0}
 
 
-def suite_path(directory: Path, table: str, kind: GateKind) -> Path:
+def suite_path(directory: Path, table: str, kind: SuiteKind) -> Path:
     return Path(directory) / f"{table}.{kind}.json"
 
 
-def _threshold_expectation(metric: str, field: str, bound: str, value: float) -> dict[str, Any]:
+BETWEEN = "expect_column_values_to_be_between"
+PRESENT = "expect_column_values_to_not_be_null"
+
+
+def _threshold_expectation(
+    metric: str, field: str | None, bound: str, value: float | None
+) -> dict[str, Any]:
+    meta = {"threshold": field, "bound": bound}
+    if value is None:  # reported only, until someone sets a bound
+        return {"type": PRESENT, "kwargs": {"column": metric}, "meta": meta}
     kwargs: dict[str, Any] = {"column": metric}
     kwargs["min_value" if bound == "min" else "max_value"] = value
-    return {
-        "type": "expect_column_values_to_be_between",
-        "kwargs": kwargs,
-        "meta": {"threshold": field, "bound": bound},
-    }
+    return {"type": BETWEEN, "kwargs": kwargs, "meta": meta}
 
 
-def _metric_suite(table: str, kind: GateKind, metrics: dict, thresholds: Thresholds) -> dict:
+def _metric_suite(
+    table: str, kind: SuiteKind, metrics: dict[str, tuple[str | None, str]], thresholds: Thresholds
+) -> dict:
     exps = []
     for metric, (field, bound) in metrics.items():
-        value = getattr(thresholds, field)
-        if value is not None:
-            exps.append(_threshold_expectation(metric, field, bound, value))
+        value = getattr(thresholds, field) if field else _FIXED_BOUNDS[kind]
+        exps.append(_threshold_expectation(metric, field, bound, value))
     return {
         "name": f"{table}.{kind}",
         "expectations": exps,
@@ -144,7 +178,7 @@ def ensure_suites(
     metadata: TableMetadata,
     thresholds: Thresholds,
     not_null: frozenset[str] = frozenset(),
-) -> dict[GateKind, Path]:
+) -> dict[SuiteKind, Path]:
     """Write each missing suite from a profile of the real rows; keep existing ones as they are."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
@@ -154,9 +188,10 @@ def ensure_suites(
         "validity": lambda: validity_suite(
             table=table, real=real, metadata=metadata, not_null=not_null
         ),
+        "diagnostic": lambda: _metric_suite(table, "diagnostic", DIAGNOSTIC_METRICS, thresholds),
     }
-    paths: dict[GateKind, Path] = {}
-    for kind in GATE_KINDS:
+    paths: dict[SuiteKind, Path] = {}
+    for kind in SUITE_KINDS:
         path = suite_path(directory, table, kind)
         if not path.exists():
             tmp = path.with_suffix(".json.tmp")
@@ -167,7 +202,11 @@ def ensure_suites(
 
 
 def load_suite(path: Path, *, thresholds: Thresholds | None = None) -> dict:
-    """Read a suite; thresholds set explicitly in the dbt meta override the file's bounds."""
+    """Read a suite; thresholds set explicitly in the dbt meta override the file's bounds.
+
+    A reported-only metric (`expect_column_values_to_not_be_null`) given a threshold in the
+    meta becomes a bound (`expect_column_values_to_be_between`).
+    """
     suite = json.loads(Path(path).read_text())
     if thresholds is not None:
         explicit = thresholds.model_fields_set
@@ -175,8 +214,29 @@ def load_suite(path: Path, *, thresholds: Thresholds | None = None) -> dict:
             field = (exp.get("meta") or {}).get("threshold")
             if field in explicit and getattr(thresholds, field) is not None:
                 key = "min_value" if exp["meta"].get("bound") == "min" else "max_value"
+                exp["type"] = BETWEEN
                 exp["kwargs"][key] = getattr(thresholds, field)
     return suite
+
+
+def applicable(
+    suite: Mapping[str, Any], *, available: set[str], not_applicable: set[str] = frozenset()
+) -> dict:
+    """The suite without expectations that cannot apply to this run.
+
+    Dropped: reported-only expectations on metrics this run did not compute (utility without
+    a target, attacks switched off), and any expectation on a metric that is undefined for
+    this table (`not_applicable`: key uniqueness without a key, boundary adherence without a
+    numeric column). A bound on a metric that should exist but is missing is kept, and fails
+    naming the metric.
+    """
+    exps = [
+        e
+        for e in suite.get("expectations", [])
+        if e["kwargs"].get("column") not in not_applicable
+        and not (e.get("type") == PRESENT and e["kwargs"].get("column") not in available)
+    ]
+    return {**suite, "expectations": exps}
 
 
 @dataclass(frozen=True)
@@ -247,7 +307,7 @@ def validate(*, suite: Mapping[str, Any], data: pd.DataFrame) -> SuiteOutcome:
             observed: Any = f"error: {r.exception_info.get('exception_message')}"
         elif "observed_value" in res:
             observed = res["observed_value"]
-        elif cfg.type == "expect_column_values_to_be_between" and len(data) == 1:
+        elif cfg.type in (BETWEEN, PRESENT) and len(data) == 1 and kw["column"] in data:
             observed = data[kw["column"]].iloc[0]
         else:
             observed = None

@@ -10,23 +10,34 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import cloudpickle
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from synth_platform.lib import expectations as gx_suites
 from synth_platform.lib.errors import GateFailedError, SourceError
-from synth_platform.lib.evaluation import evaluate_fidelity, evaluate_privacy, find_pii_leaks
+from synth_platform.lib.evaluation import (
+    FidelityReport,
+    PrivacyReport,
+    evaluate_attacks,
+    evaluate_diagnostic,
+    evaluate_fidelity,
+    evaluate_privacy,
+    evaluate_utility,
+    find_pii_leaks,
+)
 from synth_platform.lib.extract import read_real_table
 from synth_platform.lib.home import SynthHome
 from synth_platform.lib.metadata import TableMetadata, derive_metadata
 from synth_platform.lib.publish import Release, publish_release
+from synth_platform.lib.report import GateLine, render_report, write_report
 from synth_platform.lib.specs import ModelSpec
 from synth_platform.lib.split import fingerprint, split_frame
 from synth_platform.lib.synthesis import fit_synthesizer, write_candidate
@@ -46,6 +57,7 @@ class TablePaths:
     model_info = property(lambda self: self.root / "synthesizer.json")
     candidate = property(lambda self: self.root / "candidate.parquet")
     candidate_info = property(lambda self: self.root / "candidate.json")
+    report = property(lambda self: self.root / "gates" / "report.html")
 
     def gate(self, kind: str) -> Path:
         return self.root / "gates" / f"{kind}.json"
@@ -271,6 +283,7 @@ def sample_table(
     _write_json(paths.candidate_info, asdict(result))
     for kind in gx_suites.GATE_KINDS:  # results of an older candidate no longer apply
         paths.gate(kind).unlink(missing_ok=True)
+    paths.report.unlink(missing_ok=True)
     return result
 
 
@@ -292,31 +305,59 @@ class GateResult:
     suite_path: str
     report_uri: str | None
     evaluated_at: str
+    checks: list[dict[str, Any]] = field(default_factory=list)
+    suite_paths: list[str] = field(default_factory=list)
 
 
-def _fidelity_metrics(real: pd.DataFrame, synth: pd.DataFrame, meta: TableMetadata, seed: int):
+def _fidelity_metrics(
+    *,
+    real: pd.DataFrame,
+    train: pd.DataFrame,
+    holdout: pd.DataFrame,
+    synth: pd.DataFrame,
+    meta: TableMetadata,
+    model: ModelSpec,
+) -> tuple[dict[str, Any], dict[str, Any], FidelityReport]:
     rep = evaluate_fidelity(
         real=real, synthetic=synth, numeric=meta.numeric, datetime=meta.datetime,
-        categorical=meta.categorical, seed=seed,
+        categorical=meta.categorical, seed=model.spec.seed,
     )  # fmt: skip
     worst = float(rep.shapes["score"].min()) if len(rep.shapes) else 1.0
-    metrics = {
+    metrics: dict[str, Any] = {
         "overall": rep.overall,
         "column_shapes": rep.column_shapes,
         "column_pair_trends": rep.column_pair_trends,
         "worst_column_shape": worst,
     }
-    details = {
+    details: dict[str, Any] = {
+        "binning": "real",
         "shapes": rep.shapes.to_dict(orient="records"),
         "pairs": rep.pairs.to_dict(orient="records"),
     }
-    return metrics, details, "overall"
+    target = model.spec.target
+    if target:
+        util = evaluate_utility(
+            train=train, holdout=holdout, synthetic=synth, target=target,
+            numeric=meta.numeric, datetime=meta.datetime, categorical=meta.categorical,
+            seed=model.spec.seed,
+        )  # fmt: skip
+        metrics["utility"] = util.ratio
+        metrics["utility_real_score"] = util.real_score
+        metrics["utility_synthetic_score"] = util.synthetic_score
+        details["utility"] = _plain(util)
+    return metrics, details, rep
 
 
 def _privacy_metrics(
-    train: pd.DataFrame, holdout: pd.DataFrame, synth: pd.DataFrame, meta: TableMetadata, seed: int
-):
+    *,
+    train: pd.DataFrame,
+    holdout: pd.DataFrame,
+    synth: pd.DataFrame,
+    meta: TableMetadata,
+    model: ModelSpec,
+) -> tuple[dict[str, Any], dict[str, Any], PrivacyReport]:
     cols = list(meta.evaluated)
+    seed = model.spec.seed
     rep = evaluate_privacy(
         train=train[cols], holdout=holdout[cols], synthetic=synth[cols], numeric=meta.numeric,
         datetime=meta.datetime, categorical=meta.categorical, seed=seed,
@@ -328,18 +369,84 @@ def _privacy_metrics(
             if pd.api.types.is_object_dtype(s) or pd.api.types.is_string_dtype(s):
                 real_pii.update(s.astype(str))
     leaks = find_pii_leaks(real_values=real_pii, synthetic=synth) if real_pii else {}
-    metrics = {
+    metrics: dict[str, Any] = {
         "exact_copies_train": rep.exact_copies_train,
         "exact_copies_holdout": rep.exact_copies_holdout,
         "dcr_share": rep.dcr_share,
         "nndr_median": rep.nndr_median,
+        "baseline_protection": rep.baseline_protection,
         "pii_leaks": int(sum(leaks.values())),
         "n_synthetic_evaluated": rep.n_synthetic_evaluated,
     }
-    if rep.baseline_protection is not None:
-        metrics["baseline_protection"] = rep.baseline_protection
-    details = {"pii_leaks_by_column": leaks}
-    return metrics, details, "dcr_share"
+    details: dict[str, Any] = {"pii_leaks_by_column": leaks}
+    if model.spec.attacks:
+        attacks = evaluate_attacks(
+            train=train[cols], holdout=holdout[cols], synthetic=synth[cols],
+            numeric=meta.numeric, datetime=meta.datetime, categorical=meta.categorical,
+            seed=seed,
+        )  # fmt: skip
+        metrics["singling_out_risk"] = attacks.singling_out.risk
+        metrics["linkability_risk"] = attacks.linkability.risk
+        metrics["inference_risk"] = max((r.risk for r in attacks.inference.values()), default=None)
+        details["attacks"] = _plain(attacks)
+    return metrics, details, rep
+
+
+def _validity_metrics(
+    *, real: pd.DataFrame, synth: pd.DataFrame, meta: TableMetadata
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    rep = evaluate_diagnostic(
+        real=real, synthetic=synth, numeric=meta.numeric, datetime=meta.datetime,
+        categorical=meta.categorical, primary_key=meta.primary_key,
+    )  # fmt: skip
+    metrics = {
+        "boundary_adherence": rep.boundary_adherence,
+        "category_adherence": rep.category_adherence,
+        "key_uniqueness": rep.key_uniqueness,
+        "table_structure": rep.table_structure,
+        "diagnostic": rep.overall,
+    }
+    return metrics, {"diagnostic": rep.details.to_dict(orient="records")}
+
+
+def _plain(obj: Any) -> Any:
+    """A report dataclass as JSON-ready values (arrays and frames summarised)."""
+    if hasattr(obj, "__dataclass_fields__"):
+        return {k: _plain(getattr(obj, k)) for k in obj.__dataclass_fields__}
+    if isinstance(obj, pd.DataFrame):
+        return obj.to_dict(orient="records")
+    if isinstance(obj, np.ndarray):
+        return None if obj.size > 100 else obj.tolist()
+    if isinstance(obj, dict):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_plain(v) for v in obj]
+    if isinstance(obj, np.generic):
+        return obj.item()
+    return obj
+
+
+def _check_lines(kind: str, outcomes: list[gx_suites.ExpectationOutcome]) -> list[dict[str, Any]]:
+    """Per-metric lines (metric, value, threshold, direction, passed) of metric suites."""
+    lines = []
+    for o in outcomes:
+        if o.type not in (gx_suites.BETWEEN, gx_suites.PRESENT) or not isinstance(
+            o.observed, int | float
+        ):
+            continue
+        direction = "max" if "max_value" in o.bound else "min"
+        threshold = o.bound.get("max_value", o.bound.get("min_value"))
+        lines.append(
+            {
+                "gate": kind,
+                "metric": o.column,
+                "value": o.observed,
+                "threshold": threshold,
+                "direction": direction,
+                "passed": o.success,
+            }
+        )
+    return lines
 
 
 def evaluate_gate(
@@ -350,47 +457,77 @@ def evaluate_gate(
     expectations_dir: Path,
     tracking_uri: str | None,
 ) -> GateResult:
-    """Compute a gate's metrics, validate them with its GE suite, and record the verdict."""
+    """Compute a gate's metrics, validate them with its GE suites, and record the verdict.
+
+    When this is the last of the three gates evaluated on the candidate, also renders the
+    HTML evaluation report (private zone, and MLflow when tracking).
+    """
+    if kind not in gx_suites.GATE_SUITES:
+        raise ValueError(f"unknown gate kind {kind!r}")
     paths = paths_for(home, model.name)
     meta, _ = load_metadata(paths, model.name)
     cand = _read_json(paths.candidate_info, table=model.name, step=f"{model.name}_synthetic")
     train = pd.read_parquet(paths.train)
     holdout = pd.read_parquet(paths.holdout)
     synth = pd.read_parquet(paths.candidate)
+    real = pd.concat([train, holdout], ignore_index=True)
     suites = gx_suites.ensure_suites(
         directory=expectations_dir,
         table=model.name,
-        real=pd.concat([train, holdout], ignore_index=True),
+        real=real,
         metadata=meta,
         thresholds=model.spec.thresholds,
         not_null=model.not_null_columns,
     )
-    suite = gx_suites.load_suite(suites[kind], thresholds=model.spec.thresholds)
-    seed = model.spec.seed
     if kind == "fidelity":
-        real = pd.concat([train, holdout], ignore_index=True)
-        metrics, details, headline = _fidelity_metrics(real, synth, meta, seed)
+        metrics, details, fid = _fidelity_metrics(
+            real=real, train=train, holdout=holdout, synth=synth, meta=meta, model=model
+        )
+        _save_fidelity(paths, fid)
+        headline = "overall"
     elif kind == "privacy":
-        metrics, details, headline = _privacy_metrics(train, holdout, synth, meta, seed)
-    elif kind == "validity":
-        metrics, details, headline = {}, {}, "validity"
+        metrics, details, priv = _privacy_metrics(
+            train=train, holdout=holdout, synth=synth, meta=meta, model=model
+        )
+        _save_privacy(paths, priv)
+        headline = "dcr_share"
     else:
-        raise ValueError(f"unknown gate kind {kind!r}")
-    data = synth if kind == "validity" else pd.DataFrame([metrics])
-    outcome = gx_suites.validate(suite=suite, data=data)
+        metrics, details = _validity_metrics(real=real, synth=synth, meta=meta)
+        headline = "validity"
+    computed = {k for k, v in metrics.items() if v is not None}
+    not_applicable = {k for k, v in metrics.items() if v is None}
+    metric_frame = pd.DataFrame([{k: metrics[k] for k in sorted(computed)}])
+    outcomes: list[gx_suites.ExpectationOutcome] = []
+    results: dict[str, Any] = {}
+    success = True
+    for suite_kind in gx_suites.GATE_SUITES[kind]:
+        suite = gx_suites.applicable(
+            gx_suites.load_suite(suites[suite_kind], thresholds=model.spec.thresholds),
+            available=computed,
+            not_applicable=not_applicable,
+        )
+        data = synth if suite_kind == "validity" else metric_frame
+        outcome = gx_suites.validate(suite=suite, data=data)
+        success = success and outcome.success
+        outcomes.extend(outcome.outcomes)
+        results[suite_kind] = outcome.result_json
+        if suite_kind == "validity":
+            n = len(outcome.outcomes)
+            metrics["row_expectations_met"] = (n - len(outcome.failures)) / n if n else 1.0
     if kind == "validity":
-        n = len(outcome.outcomes)
-        metrics = {"validity": (n - len(outcome.failures)) / n if n else 1.0}
-    bounds = {
-        o.column: o.bound.get("min_value", o.bound.get("max_value"))
-        for o in outcome.outcomes
-        if o.type == "expect_column_values_to_be_between"
-    }
-    threshold = 1.0 if kind == "validity" else bounds.get(headline)
+        parts = [metrics["row_expectations_met"], metrics["diagnostic"]]
+        metrics["validity"] = min(p for p in parts if p is not None)
+    checks = _check_lines(kind, [o for o in outcomes if o.column in metrics])
+    threshold = (
+        1.0
+        if kind == "validity"
+        else next((c["threshold"] for c in checks if c["metric"] == headline), None)
+    )
     failures = [
         f"{o.type}({o.column}): observed {o.observed!r}, bound {o.bound}"
         + (f", {o.unexpected_count} unexpected" if o.unexpected_count else "")
-        for o in outcome.failures
+        for o in outcomes
+        if not o.success
     ]
     report_uri = None
     if tracking_uri:
@@ -402,7 +539,7 @@ def evaluate_gate(
                 "candidate_id": cand["candidate_id"],
                 "metrics": metrics,
                 "details": details,
-                "validation_result": outcome.result_json,
+                "validation_results": results,
             },
             metrics={f"gate.{kind}.{k}": v for k, v in metrics.items() if _is_number(v)},
         )
@@ -410,17 +547,122 @@ def evaluate_gate(
         table=model.name,
         kind=kind,
         candidate_id=cand["candidate_id"],
-        passed=outcome.success,
+        passed=success,
         score=float(metrics[headline]),
         threshold=None if threshold is None else float(threshold),
         metrics=metrics,
         failures=failures,
-        suite_path=str(suites[kind]),
+        suite_path=str(suites[gx_suites.GATE_SUITES[kind][0]]),
         report_uri=report_uri,
         evaluated_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        checks=checks,
+        suite_paths=[str(suites[k]) for k in gx_suites.GATE_SUITES[kind]],
     )
     _write_json(paths.gate(kind), asdict(result))
     return result
+
+
+# ------------------------------------------------------------------- evaluation report
+
+
+def _save_fidelity(paths: TablePaths, rep: FidelityReport) -> None:
+    root = paths.gate("fidelity").parent
+    root.mkdir(parents=True, exist_ok=True)
+    rep.shapes.to_parquet(root / "fidelity_shapes.parquet")
+    rep.pairs.to_parquet(root / "fidelity_pairs.parquet")
+
+
+def _save_privacy(paths: TablePaths, rep: PrivacyReport) -> None:
+    root = paths.gate("privacy").parent
+    root.mkdir(parents=True, exist_ok=True)
+    np.savez(root / "privacy_dcr.npz", dcr_train=rep.dcr_train, dcr_holdout=rep.dcr_holdout)
+
+
+def _load_reports(
+    paths: TablePaths, gates: dict[str, dict[str, Any]]
+) -> tuple[FidelityReport, PrivacyReport]:
+    root = paths.gate("fidelity").parent
+    f, p = gates["fidelity"]["metrics"], gates["privacy"]["metrics"]
+    fid = FidelityReport(
+        column_shapes=f["column_shapes"],
+        column_pair_trends=f["column_pair_trends"],
+        overall=f["overall"],
+        shapes=pd.read_parquet(root / "fidelity_shapes.parquet"),
+        pairs=pd.read_parquet(root / "fidelity_pairs.parquet"),
+    )
+    with np.load(root / "privacy_dcr.npz") as dcr:
+        dcr_train, dcr_holdout = dcr["dcr_train"], dcr["dcr_holdout"]
+    priv = PrivacyReport(
+        exact_copies_train=p["exact_copies_train"],
+        exact_copies_holdout=p["exact_copies_holdout"],
+        dcr_share=p["dcr_share"],
+        dcr_train=dcr_train,
+        dcr_holdout=dcr_holdout,
+        nndr_median=p["nndr_median"],
+        baseline_protection=p.get("baseline_protection"),
+        n_synthetic_evaluated=p["n_synthetic_evaluated"],
+        n_reference=len(dcr_train),
+    )
+    return fid, priv
+
+
+def current_gates(*, home: SynthHome, table: str) -> dict[str, dict[str, Any]]:
+    """The gate verdicts recorded for the current candidate (any outcome), by kind."""
+    paths = paths_for(home, table)
+    cand = _read_json(paths.candidate_info, table=table, step=f"{table}_synthetic")
+    found = {}
+    for kind in gx_suites.GATE_KINDS:
+        p = paths.gate(kind)
+        if p.exists():
+            v = json.loads(p.read_text())
+            if v["candidate_id"] == cand["candidate_id"]:
+                found[kind] = v
+    return found
+
+
+def render_evaluation_report(
+    *, home: SynthHome, model: ModelSpec, tracking_uri: str | None
+) -> tuple[Path, str | None] | None:
+    """Render the candidate's HTML report once every gate has a verdict; `None` before that.
+
+    The report shows real distributions next to synthetic ones, so it stays in the private
+    zone (and the MLflow run); returns its path and MLflow artifact URI.
+    """
+    gates = current_gates(home=home, table=model.name)
+    if set(gates) != set(gx_suites.GATE_KINDS):
+        return None
+    paths = paths_for(home, model.name)
+    meta, _ = load_metadata(paths, model.name)
+    cand = _read_json(paths.candidate_info, table=model.name, step=f"{model.name}_synthetic")
+    info = _read_json(paths.model_info, table=model.name, step=f"{model.name}_synthesizer")
+    fid, priv = _load_reports(paths, gates)
+    cols = list(meta.evaluated)
+    real = pd.concat(
+        [pd.read_parquet(paths.train, columns=cols), pd.read_parquet(paths.holdout, columns=cols)],
+        ignore_index=True,
+    )
+    lines = [GateLine(**c) for kind in gx_suites.GATE_KINDS for c in gates[kind]["checks"]]
+    html = render_report(
+        table=model.name, real=real, synthetic=pd.read_parquet(paths.candidate, columns=cols),
+        numeric=meta.numeric, datetime=meta.datetime, categorical=meta.categorical,
+        fidelity=fid, privacy=priv, gates=lines, seed=model.spec.seed,
+        context={
+            "candidate": cand["candidate_id"],
+            "rows": str(cand["rows"]),
+            "seed": str(cand["seed"]),
+            "synthesizer": model.spec.synthesizer,
+            "mlflow run": info["run_id"],
+            "source fingerprint": info["source_fingerprint"],
+            "generated": datetime.now(UTC).isoformat(timespec="seconds"),
+        },
+    )  # fmt: skip
+    path = write_report(paths.report, html)
+    uri = None
+    if tracking_uri:
+        uri = log_run_artifact(
+            tracking_uri=tracking_uri, run_id=info["run_id"], name="report.html", payload=html
+        )
+    return path, uri
 
 
 def _is_number(v: Any) -> bool:
@@ -472,7 +714,19 @@ def publish_table(*, home: SynthHome, model: ModelSpec, keep: int | None = None)
         "candidate_id": cand["candidate_id"],
         "code_version": code_version(),
         "scores": {
-            kind: {"score": v["score"], "threshold": v["threshold"], "passed": v["passed"]}
+            kind: {
+                "score": v["score"],
+                "threshold": v["threshold"],
+                "passed": v["passed"],
+                "metrics": {
+                    c["metric"]: {
+                        "value": c["value"],
+                        "threshold": c["threshold"],
+                        "direction": c["direction"],
+                    }  # fmt: skip
+                    for c in v.get("checks", [])
+                },
+            }
             for kind, v in verdicts.items()
         },
     }

@@ -84,8 +84,43 @@ class Thresholds(BaseModel):
         le=1,
         description="Maximum share of synthetic rows closer to training than to holdout rows.",
     )
-    exact_copies: int = Field(0, ge=0, description="Maximum synthetic rows equal to a real row.")
+    exact_copies: int = Field(
+        0, ge=0, description="Maximum synthetic rows equal to a training row."
+    )
+    exact_copies_holdout: int | None = Field(
+        None,
+        ge=0,
+        description="Maximum synthetic rows equal to a holdout row (reported; gated when set).",
+    )
+    nndr: float | None = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="Minimum median nearest/second-nearest training distance ratio "
+        "(0 means synthetic rows sit on training rows).",
+    )
+    baseline_protection: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description="Minimum DCR baseline protection (SDMetrics DCRBaselineProtection).",
+    )
     pii_leaks: int = Field(0, ge=0, description="Maximum output cells holding a source PII value.")
+    utility: float | None = Field(
+        None,
+        ge=0,
+        description="Minimum utility ratio (train-on-synthetic / train-on-real score on the "
+        "holdout) for tables that declare a `target`.",
+    )
+    singling_out_risk: float | None = Field(
+        None, ge=0, le=1, description="Maximum singling-out risk (attack-based)."
+    )
+    linkability_risk: float | None = Field(
+        None, ge=0, le=1, description="Maximum linkability risk (attack-based)."
+    )
+    inference_risk: float | None = Field(
+        None, ge=0, le=1, description="Maximum inference risk (attack-based)."
+    )
 
 
 class TableSpec(BaseModel):
@@ -112,6 +147,12 @@ class TableSpec(BaseModel):
         default_factory=list, description="Columns left out of the synthetic table."
     )
     batch_size: int = Field(50_000, gt=0, description="Rows per sampling batch.")
+    target: str | None = Field(
+        None, description="Column a downstream model predicts; enables the utility score."
+    )
+    attacks: bool = Field(
+        True, description="Run the attack-based privacy risks (bounded sample) in the gate."
+    )
     thresholds: Thresholds = Field(default_factory=Thresholds)
 
     @model_validator(mode="after")
@@ -125,6 +166,13 @@ class TableSpec(BaseModel):
                 f"unknown parameter(s) {unknown} for synthesizer '{self.synthesizer}'; "
                 f"allowed: {sorted(allowed)}"
             )
+        if self.thresholds.utility is not None and not self.target:
+            raise ValueError("`thresholds.utility` needs a `target` column to predict")
+        if self.target and (self.target in self.pii or self.target in self.exclude):
+            raise ValueError(f"`target` '{self.target}' is a PII or excluded column")
+        attack_bounds = ("singling_out_risk", "linkability_risk", "inference_risk")
+        if not self.attacks and any(getattr(self.thresholds, f) is not None for f in attack_bounds):
+            raise ValueError("attack risk thresholds need `attacks: true`")
         bad = {c: p for c, p in self.pii.items() if p not in PII_PROVIDERS}
         if bad:
             raise ValueError(f"unknown PII provider(s) {bad}; allowed: {sorted(PII_PROVIDERS)}")
@@ -177,10 +225,14 @@ class ModelSpec:
 
     @property
     def primary_key(self) -> str | None:
-        """Explicit `primary_key`, else the single column tested both unique and not_null."""
+        """Explicit `primary_key`, else the single non-PII column tested unique and not_null.
+
+        PII columns (a unique national id, say) are faked rather than keyed, so they never
+        compete with the real key.
+        """
         if self.spec.primary_key:
             return self.spec.primary_key
-        keys = sorted(self.unique_columns & self.not_null_columns)
+        keys = sorted((self.unique_columns & self.not_null_columns) - set(self.pii))
         return keys[0] if len(keys) == 1 else None
 
     @property
@@ -265,6 +317,7 @@ def specs_from_manifest(manifest: Mapping[str, Any]) -> list[ModelSpec]:
             ([("primary_key", spec.primary_key)] if spec.primary_key else [])
             + [(f"pii.{c}", c) for c in spec.pii]
             + [(f"sdtypes.{c}", c) for c in spec.sdtypes]
+            + ([("target", spec.target)] if spec.target else [])
         )
         if columns:
             for field_name, col in spec_cols:

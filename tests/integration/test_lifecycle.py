@@ -72,9 +72,37 @@ def test_manifest_records_provenance_and_the_mlflow_run(env):
     assert run.data.tags["synth_platform.source_fingerprint"] == manifest["source_fingerprint"]
     assert run.data.metrics["fit_seconds"] > 0
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "gates")}
-    assert {"gates/fidelity.json", "gates/privacy.json", "gates/validity.json"} <= artifacts
+    expected = {"gates/fidelity.json", "gates/privacy.json", "gates/validity.json"}
+    assert expected | {"gates/report.html"} <= artifacts
     versions = client.search_model_versions("name='synth_platform.customers'")
     assert [str(v.version) for v in versions] == [manifest["model_version"]]
+
+
+def test_every_gate_metric_reaches_the_manifest_with_its_threshold(env):
+    manifest = json.loads(
+        (env["home"].public_dir / "customers" / "v000001" / "manifest.json").read_text()
+    )
+    metrics = {k: v["metrics"] for k, v in manifest["scores"].items()}
+    assert metrics["fidelity"]["overall"]["threshold"] == 0.75  # from the dbt meta
+    assert metrics["fidelity"]["utility"]["threshold"] is None  # reported: customers has a target
+    assert metrics["fidelity"]["utility"]["value"] > 0
+    assert metrics["privacy"]["exact_copies_train"] == {
+        "value": 0, "threshold": 0, "direction": "max"
+    }  # fmt: skip
+    assert metrics["privacy"]["nndr_median"]["threshold"] == 0.5
+    for attack in ("singling_out_risk", "linkability_risk", "inference_risk"):
+        assert 0 <= metrics["privacy"][attack]["value"] <= 1
+    for diag in ("boundary_adherence", "category_adherence", "key_uniqueness", "table_structure"):
+        assert metrics["validity"][diag] == {"value": 1.0, "threshold": 1.0, "direction": "min"}
+
+
+def test_evaluation_report_shows_every_score_and_stays_private(env):
+    home = env["home"]
+    html = (home.table_dir("transactions") / "gates" / "report.html").read_text()
+    for needle in ("dcr_share", "nndr_median", "overall", "boundary_adherence", "amount"):
+        assert needle in html, needle
+    assert html.count("data:image/png;base64") >= 8  # per column, heatmap, DCR histograms
+    assert not list(home.public_dir.rglob("*.html"))
 
 
 def test_public_store_holds_no_real_row_and_no_source_pii(env):

@@ -9,7 +9,13 @@ from synth_platform.lib.specs import (
 )
 
 
-def _manifest(meta: dict, *, name: str = "customers", columns=("customer_id", "email")) -> dict:
+def _manifest(
+    meta: dict,
+    *,
+    name: str = "customers",
+    columns=("customer_id", "email"),
+    unique_pii: bool = False,
+) -> dict:
     uid = f"model.synth_platform.{name}"
     nodes = {
         uid: {
@@ -24,11 +30,12 @@ def _manifest(meta: dict, *, name: str = "customers", columns=("customer_id", "e
             },
         }
     }
-    for i, test in enumerate(("unique", "not_null")):
+    keyed = ["customer_id"] + (["email"] if unique_pii else [])
+    for i, (test, col) in enumerate((t, c) for c in keyed for t in ("unique", "not_null")):
         nodes[f"test.x.{i}"] = {
             "resource_type": "test",
-            "test_metadata": {"name": test, "kwargs": {"column_name": "customer_id"}},
-            "column_name": "customer_id",
+            "test_metadata": {"name": test, "kwargs": {"column_name": col}},
+            "column_name": col,
             "attached_node": uid,
             "depends_on": {"nodes": [uid]},
         }
@@ -88,6 +95,30 @@ def test_manifest_gives_key_from_dbt_tests_and_pii_from_column_meta():
     assert spec.pii == {"email": "email"}
     assert spec.spec.seed == 3
     assert spec.relation == "main.customers"
+
+
+def test_a_unique_pii_column_does_not_compete_with_the_key():
+    (spec,) = specs_from_manifest(_manifest({"synthetic": {}}, unique_pii=True))
+    assert spec.unique_columns == {"customer_id", "email"}
+    assert spec.primary_key == "customer_id"
+
+
+@pytest.mark.parametrize(
+    ("block", "message"),
+    [
+        ({"thresholds": {"utility": 0.8}}, "needs a `target`"),
+        ({"target": "email", "pii": {"email": "email"}}, "PII or excluded"),
+        ({"attacks": False, "thresholds": {"inference_risk": 0.2}}, "attacks: true"),
+    ],
+)
+def test_evaluation_settings_that_cannot_apply_are_rejected(block, message):
+    with pytest.raises(SpecError, match=message):
+        parse_spec(model="customers", block=block)
+
+
+def test_a_target_must_be_a_column_of_the_model():
+    with pytest.raises(SpecError, match="target.*'churn'"):
+        specs_from_manifest(_manifest({"synthetic": {"target": "churn"}}))
 
 
 def test_models_without_synthetic_meta_are_not_opted_in():
