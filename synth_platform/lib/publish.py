@@ -4,16 +4,21 @@ Layout (nothing else lives here: no real rows, no holdout, no model, no real PII
 
 ```
 public/
-  catalog.duckdb                 views for consumers, rebuilt and swapped atomically
+  STATE.json                     the committed state: per table, its latest and kept versions
+  catalog.duckdb                 views for consumers, rebuilt from STATE and swapped atomically
   <table>/v000001/data.parquet   immutable release data
   <table>/v000001/manifest.json  provenance and gate scores of the release
-  <table>/LATEST                 name of the latest release, replaced atomically
+  <table>/LATEST                 name of the latest release (a convenience copy of STATE)
 ```
 
-A release directory is written under a temporary name and renamed into place, then `LATEST`
-and the catalog are swapped with `os.replace`; a reader therefore sees the previous release or
-the new one, never a mix, and a publisher killed half-way leaves the previous release serving.
-Readers never open a file that a writer holds open, so DuckDB's one-writer rule never bites.
+Publishing a group of tables (one table is a group of one) stages each release directory under
+a temporary name and renames it into place, where it stays invisible: only `STATE.json` says
+which versions exist. Replacing `STATE.json` with `os.replace` is the single commit point of
+the whole group; the catalog is then rebuilt from it and swapped in the same way. A reader
+therefore sees every table of the group old or every table new, never a mix, and a publisher
+killed at any instant leaves the previous state serving: the next publisher removes what the
+dead one staged and repairs a catalog that lags `STATE.json`. Readers never open a file that a
+writer holds open, so DuckDB's one-writer rule never bites.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ from synth_platform.lib.errors import PublicationError
 from synth_platform.lib.identifiers import quote, safe_identifier
 
 CATALOG = "catalog.duckdb"
+STATE = "STATE.json"
 
 
 @dataclass(frozen=True)
@@ -50,25 +56,45 @@ class Release:
         return self.path / "data.parquet"
 
 
-def _versions(table_dir: Path) -> list[str]:
-    if not table_dir.exists():
-        return []
-    return sorted(p.name for p in table_dir.iterdir() if p.is_dir() and p.name.startswith("v"))
+@dataclass(frozen=True)
+class Staged:
+    """An approved candidate to publish: its Parquet file and provenance."""
+
+    candidate: Path
+    manifest: Mapping[str, Any]
+
+
+def read_state(store: Path) -> dict[str, Any]:
+    """The committed state: `{"generation": n, "tables": {t: {"latest": v, "versions": [..]}}}`."""
+    path = Path(store) / STATE
+    if path.exists():
+        return json.loads(path.read_text())
+    # A store written before STATE.json existed: its LATEST pointers were the truth.
+    tables = {}
+    for pointer in sorted(Path(store).glob("*/LATEST")) if Path(store).exists() else []:
+        versions = sorted(
+            p.name for p in pointer.parent.glob("v*") if (p / "manifest.json").exists()
+        )
+        tables[pointer.parent.name] = {"latest": pointer.read_text().strip(), "versions": versions}
+    return {"generation": 0, "tables": tables}
 
 
 def latest_version(store: Path, table: str) -> str | None:
     """The release consumers read as `<table>`, or None before the first publication."""
-    pointer = Path(store) / safe_identifier(table, what="table") / "LATEST"
-    return pointer.read_text().strip() if pointer.exists() else None
+    entry = read_state(store)["tables"].get(safe_identifier(table, what="table"))
+    return entry["latest"] if entry else None
 
 
-def list_releases(store: Path, table: str) -> list[Release]:
-    table_dir = Path(store) / safe_identifier(table, what="table")
+def list_releases(
+    store: Path, table: str, *, state: Mapping[str, Any] | None = None
+) -> list[Release]:
+    """The committed releases of `table`, oldest first."""
+    table = safe_identifier(table, what="table")
+    entry = (state or read_state(store))["tables"].get(table)
     out = []
-    for v in _versions(table_dir):
-        manifest = table_dir / v / "manifest.json"
-        if manifest.exists():
-            out.append(Release(table, v, table_dir / v, json.loads(manifest.read_text())))
+    for v in entry["versions"] if entry else []:
+        path = Path(store) / table / v
+        out.append(Release(table, v, path, json.loads((path / "manifest.json").read_text())))
     return out
 
 
@@ -85,8 +111,103 @@ def _store_lock(store: Path) -> Iterator[None]:
 
 def _write_atomic(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    tmp.write_text(text)
+    with open(tmp, "w") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
     os.replace(tmp, path)
+
+
+def _remove_uncommitted(store: Path, state: Mapping[str, Any]) -> None:
+    """Delete what a killed publisher staged: temp dirs and versions STATE does not list."""
+    for tmp in store.glob(".*.tmp"):
+        tmp.unlink(missing_ok=True)
+    for table_dir in (p for p in store.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        committed = set((state["tables"].get(table_dir.name) or {}).get("versions", []))
+        for child in table_dir.iterdir():
+            stale_tmp = child.name.startswith(".v") and ".tmp-" in child.name
+            orphan = child.is_dir() and child.name.startswith("v") and child.name not in committed
+            if stale_tmp or orphan:
+                shutil.rmtree(child, ignore_errors=True)
+
+
+def _next_version(table_dir: Path) -> str:
+    numbers = [int(p.name[1:]) for p in table_dir.glob("v*") if p.name[1:].isdigit()]
+    return f"v{max(numbers, default=0) + 1:06d}"
+
+
+def publish_group(
+    *, store: Path, releases: Mapping[str, Staged], keep: int | None = None
+) -> dict[str, Release]:
+    """Publish approved candidates of several tables as one atomic change of the store.
+
+    Args:
+        store: Root of the public store.
+        releases: Table name (a plain identifier) -> its approved candidate and manifest.
+        keep: Keep at most this many releases per table (the latest is never pruned).
+
+    Raises:
+        PublicationError: a candidate is missing or the store cannot be written; the store
+            is then exactly as before.
+    """
+    store = Path(store)
+    if not releases:
+        raise PublicationError("nothing to publish: the group is empty")
+    for table, staged in releases.items():
+        safe_identifier(table, what="table")
+        if not Path(staged.candidate).exists():
+            raise PublicationError(f"table '{table}': candidate {staged.candidate} does not exist")
+    if keep is not None and keep < 1:
+        raise PublicationError(f"keep must be at least 1, got {keep}")
+    with _store_lock(store):
+        state = read_state(store)
+        _remove_uncommitted(store, state)
+        published_at = datetime.now(UTC).isoformat(timespec="seconds")
+        generation = int(state.get("generation", 0)) + 1
+        out: dict[str, Release] = {}
+        for table, staged in releases.items():
+            table_dir = store / table
+            table_dir.mkdir(parents=True, exist_ok=True)
+            version = _next_version(table_dir)
+            full = {
+                **staged.manifest,
+                "table": table,
+                "version": version,
+                "published_at": published_at,
+                "release_set": generation,
+                "group": sorted(releases),
+            }
+            tmp = table_dir / f".{version}.tmp-{uuid.uuid4().hex}"
+            tmp.mkdir()
+            try:
+                shutil.copyfile(staged.candidate, tmp / "data.parquet")
+                (tmp / "manifest.json").write_text(json.dumps(full, indent=2, default=str) + "\n")
+                os.replace(tmp, table_dir / version)  # staged: not listed in STATE yet
+            except OSError as exc:
+                shutil.rmtree(tmp, ignore_errors=True)
+                _remove_uncommitted(store, state)
+                raise PublicationError(f"table '{table}': could not write release: {exc}") from exc
+            out[table] = Release(table, version, table_dir / version, full)
+        tables = {t: dict(e) for t, e in state["tables"].items()}
+        pruned: list[Path] = []
+        for table, rel in out.items():
+            versions = [*tables.get(table, {}).get("versions", []), rel.version]
+            if keep is not None and len(versions) > keep:
+                pruned += [store / table / v for v in versions[:-keep]]
+                versions = versions[-keep:]
+            tables[table] = {"latest": rel.version, "versions": versions}
+        new_state = {
+            "generation": generation,
+            "committed_at": published_at,
+            "tables": dict(sorted(tables.items())),
+        }
+        _write_atomic(store / STATE, json.dumps(new_state, indent=2) + "\n")  # commit point
+        build_catalog(store, state=new_state)
+        for table, rel in out.items():
+            _write_atomic(store / table / "LATEST", rel.version + "\n")
+        for path in pruned:
+            shutil.rmtree(path, ignore_errors=True)
+    return out
 
 
 def publish_release(
@@ -97,72 +218,40 @@ def publish_release(
     manifest: Mapping[str, Any],
     keep: int | None = None,
 ) -> Release:
-    """Copy an approved candidate into a new immutable release and make it the latest.
+    """Publish one table's approved candidate (a group of one); see `publish_group`."""
+    out = publish_group(store=store, releases={table: Staged(Path(candidate), manifest)}, keep=keep)
+    return out[table]
 
-    Args:
-        store: Root of the public store.
-        table: Table name (a plain identifier).
-        candidate: Parquet file of the approved synthetic rows (private zone).
-        manifest: Provenance and scores; `version` and `published_at` are added.
-        keep: Keep at most this many releases of the table (the latest is never pruned).
 
-    Raises:
-        PublicationError: the candidate is missing or the store cannot be written.
-    """
+def repair(store: Path) -> None:
+    """Remove what a killed publisher left and rebuild a catalog that lags `STATE.json`."""
     store = Path(store)
-    safe_identifier(table, what="table")
-    if not Path(candidate).exists():
-        raise PublicationError(f"table '{table}': candidate {candidate} does not exist")
-    table_dir = store / table
     with _store_lock(store):
-        table_dir.mkdir(parents=True, exist_ok=True)
-        for stale in table_dir.glob(".v*.tmp-*"):  # left by a killed publisher
-            shutil.rmtree(stale, ignore_errors=True)
-        existing = _versions(table_dir)
-        number = int(existing[-1][1:]) + 1 if existing else 1
-        version = f"v{number:06d}"
-        full = {
-            **manifest,
-            "table": table,
-            "version": version,
-            "published_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        }
-        tmp = table_dir / f".{version}.tmp-{uuid.uuid4().hex}"
-        tmp.mkdir()
-        try:
-            shutil.copyfile(candidate, tmp / "data.parquet")
-            (tmp / "manifest.json").write_text(json.dumps(full, indent=2, default=str) + "\n")
-            os.replace(tmp, table_dir / version)
-        except OSError as exc:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise PublicationError(f"table '{table}': could not write release: {exc}") from exc
-        _write_atomic(table_dir / "LATEST", version + "\n")
-        if keep is not None:
-            for old in _versions(table_dir)[: max(0, len(_versions(table_dir)) - keep)]:
-                if old != version:
-                    shutil.rmtree(table_dir / old, ignore_errors=True)
-        build_catalog(store)
-    return Release(table, version, table_dir / version, full)
+        state = read_state(store)
+        _remove_uncommitted(store, state)
+        if state["tables"]:
+            build_catalog(store, state=state)
 
 
 def _sql_str(s: str) -> str:
     return "'" + s.replace("'", "''") + "'"
 
 
-def build_catalog(store: Path) -> Path:
-    """(Re)build `catalog.duckdb`: a view per table (latest) and per release, and `releases`.
+def build_catalog(store: Path, *, state: Mapping[str, Any] | None = None) -> Path:
+    """(Re)build `catalog.duckdb` from the committed state: a view per table (latest) and per
+    release, and the `releases` table of manifests.
 
     Written to a temporary file and swapped in with `os.replace`, so open readers keep their
     consistent snapshot and new readers see the new one.
     """
     store = Path(store).resolve()
+    state = state or read_state(store)
     tmp = store / f".{CATALOG}.{uuid.uuid4().hex}.tmp"
     rows = []
     with duckdb.connect(str(tmp)) as con:
-        for table_dir in sorted(p for p in store.iterdir() if p.is_dir()):
-            table = table_dir.name
-            latest = latest_version(store, table)
-            for rel in list_releases(store, table):
+        for table, entry in sorted(state["tables"].items()):
+            latest = entry["latest"]
+            for rel in list_releases(store, table, state=state):
                 data = _sql_str(str(rel.data))
                 con.execute(
                     f"create view {quote(f'{table}__{rel.version}')} as "
@@ -177,24 +266,34 @@ def build_catalog(store: Path) -> Path:
                         m.get("rows"), m.get("synthesizer"), m.get("seed"),
                         m.get("source_fingerprint"), m.get("mlflow_run_id"),
                         m.get("model_version"), m.get("code_version"), m.get("dbt_model"),
-                        json.dumps(m.get("scores", {})), str(rel.data),
+                        json.dumps(m.get("scores", {})), str(rel.data), m.get("release_set"),
+                        json.dumps(m),
                     )
                 )  # fmt: skip
         con.execute(
             "create table releases (table_name varchar, version varchar, is_latest boolean, "
             "published_at timestamptz, rows bigint, synthesizer varchar, seed bigint, "
             "source_fingerprint varchar, mlflow_run_id varchar, model_version varchar, "
-            "code_version varchar, dbt_model varchar, scores json, data_path varchar)"
+            "code_version varchar, dbt_model varchar, scores json, data_path varchar, "
+            "release_set bigint, manifest json)"
         )
         if rows:
-            con.executemany(f"insert into releases values ({', '.join('?' * 14)})", rows)
+            con.executemany(f"insert into releases values ({', '.join('?' * 16)})", rows)
     os.replace(tmp, store / CATALOG)
     return store / CATALOG
 
 
 def connect(store: Path) -> duckdb.DuckDBPyConnection:
-    """Read-only DuckDB connection to the public store's catalog (for consumers)."""
+    """Read-only DuckDB connection to the public store's catalog (for consumers).
+
+    The catalog is attached to a fresh in-memory database, so every call sees the catalog
+    committed at that moment (DuckDB would otherwise hand back a cached instance of a file
+    already open in this process, i.e. an older release set).
+    """
     path = Path(store) / CATALOG
     if not path.exists():
         raise PublicationError(f"no catalog at {path}: nothing has been published yet")
-    return duckdb.connect(str(path), read_only=True)
+    con = duckdb.connect(":memory:")
+    con.execute(f"attach {_sql_str(str(path))} as catalog (read_only)")
+    con.execute("use catalog")
+    return con

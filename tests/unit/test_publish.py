@@ -76,3 +76,68 @@ def test_catalog_is_readable_while_another_connection_reads_it(tmp_path):
          str(store / "catalog.duckdb")], capture_output=True, text=True, check=True,
     )  # fmt: skip
     assert out.stdout.strip() == "6"
+
+
+def test_a_group_is_published_as_one_release_set(tmp_path):
+    from synth_platform.lib.publish import Staged, publish_group, read_state
+
+    store = tmp_path / "public"
+    first = publish_group(store=store, releases={
+        "parent": Staged(_candidate(tmp_path, 2), {}),
+        "child": Staged(_candidate(tmp_path, 3, "k.parquet"), {}),
+    })  # fmt: skip
+    assert {r.manifest["release_set"] for r in first.values()} == {1}
+    assert first["child"].manifest["group"] == ["child", "parent"]
+    assert read_state(store)["tables"]["child"] == {"latest": "v000001", "versions": ["v000001"]}
+    with connect(store) as con:
+        rows = con.sql("select table_name, release_set from releases order by 1").fetchall()
+    assert rows == [("child", 1), ("parent", 1)]
+
+
+def test_a_staged_but_uncommitted_version_stays_invisible_and_is_cleaned(tmp_path):
+    store = tmp_path / "public"
+    publish_release(store=store, table="t", candidate=_candidate(tmp_path, 3), manifest={})
+    # A publisher killed after renaming its release dir but before replacing STATE.json.
+    orphan = store / "t" / "v000002"
+    orphan.mkdir()
+    (orphan / "data.parquet").write_bytes(b"never committed")
+    (orphan / "manifest.json").write_text("{}")
+    assert [r.version for r in list_releases(store, "t")] == ["v000001"]
+    assert latest_version(store, "t") == "v000001"
+    release = publish_release(store=store, table="t", candidate=_candidate(tmp_path, 4),
+                              manifest={})  # fmt: skip
+    assert release.version == "v000002"
+    with connect(store) as con:
+        assert con.sql("select count(*) from t").fetchall() == [(4,)]
+
+
+def test_repair_rebuilds_a_catalog_that_lags_the_committed_state(tmp_path):
+    from synth_platform.lib.publish import repair
+
+    store = tmp_path / "public"
+    publish_release(store=store, table="t", candidate=_candidate(tmp_path, 3), manifest={})
+    stale = (store / "catalog.duckdb").read_bytes()
+    publish_release(store=store, table="t", candidate=_candidate(tmp_path, 5), manifest={})
+    (store / "catalog.duckdb").write_bytes(stale)  # killed between STATE and catalog swaps
+    repair(store)
+    with connect(store) as con:
+        assert con.sql("select count(*) from t").fetchall() == [(5,)]
+
+
+def test_connect_sees_a_new_release_in_the_same_process(tmp_path):
+    store = tmp_path / "public"
+    publish_release(store=store, table="t", candidate=_candidate(tmp_path, 3), manifest={})
+    first = connect(store)
+    publish_release(store=store, table="t", candidate=_candidate(tmp_path, 7), manifest={})
+    with connect(store) as con:
+        assert con.sql("select count(*) from t").fetchall() == [(7,)]
+    assert first.sql("select count(*) from t").fetchall() == [(3,)]  # its own snapshot
+    first.close()
+
+
+def test_a_store_from_before_state_json_keeps_its_releases(tmp_path):
+    store = tmp_path / "public"
+    publish_release(store=store, table="t", candidate=_candidate(tmp_path, 3), manifest={})
+    (store / "STATE.json").unlink()
+    publish_release(store=store, table="t", candidate=_candidate(tmp_path, 4), manifest={})
+    assert [r.version for r in list_releases(store, "t")] == ["v000001", "v000002"]
