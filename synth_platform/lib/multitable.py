@@ -1,0 +1,842 @@
+"""Multi-table synthesis: groups of related dbt models synthesized as one synthetic twin.
+
+A *group* is a connected set of opted-in dbt models linked by dbt ``relationships`` tests
+(``ModelSpec.relationships``), for example ``customers -> accounts -> transactions``. A group is
+synthesized together so that every foreign key of the synthetic output points at a synthetic
+parent row and the number of children per parent follows the real distribution.
+
+Two strategies:
+
+* ``"hma"`` - SDV's ``HMASynthesizer`` (hierarchical modelling: each parent row is extended
+  with the distribution parameters of its children). It models cross-table correlations, but
+  SDV 2.0 Community refuses schemas with more than 5 tables or a depth above 2
+  (:func:`hma_limits`), and it is slow on large child tables.
+* ``"independent"`` - each table is synthesized on its own with the single-table synthesizer,
+  then :func:`rekey_children` re-keys every child to the synthetic parents, drawing the number
+  of children per parent from the real children-per-parent distribution. It scales like the
+  single-table path but does not carry parent/child column correlations across the join
+  (:func:`evaluate_cross_table_trends` measures exactly that loss).
+
+Gates (all pure functions): :func:`evaluate_integrity` (share of child keys that resolve,
+must be 1.0), :func:`evaluate_cardinality` (SDMetrics' ``CardinalityShapeSimilarity`` per
+relationship) and :func:`evaluate_cross_table_trends` (SDMetrics' "Intertable Trends": Column
+Pair Trends over the joined child/parent columns).
+
+No Dagster and no MLflow here: the orchestration layer calls these functions.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+import time
+from collections import defaultdict
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+from scipy.stats import ks_2samp
+
+from synth_platform.lib.errors import SpecError, TrainingError
+from synth_platform.lib.evaluation import evaluate_fidelity
+from synth_platform.lib.metadata import TableMetadata
+from synth_platform.lib.specs import ModelSpec
+
+__all__ = [
+    "HMA_MAX_DEPTH",
+    "HMA_MAX_TABLES",
+    "CardinalityResult",
+    "CrossTableTrends",
+    "HmaFit",
+    "IntegrityResult",
+    "Relationship",
+    "Strategy",
+    "TableGroup",
+    "children_per_parent",
+    "choose_strategy",
+    "evaluate_cardinality",
+    "evaluate_cross_table_trends",
+    "evaluate_integrity",
+    "fit_hma",
+    "groups_from_specs",
+    "hma_limits",
+    "rekey_children",
+    "sample_hma",
+    "sdv_multi_metadata",
+    "split_group",
+]
+
+Strategy = Literal["hma", "independent"]
+"""How a group is synthesized (see the module docstring)."""
+
+HMA_MAX_TABLES = 5
+"""SDV 2.0 Community's ``HMASynthesizer`` refuses schemas with more tables than this."""
+
+HMA_MAX_DEPTH = 2
+"""... or with a longer parent -> child chain (depth counts tables: a->b is 2, a->b->c is 3)."""
+
+HMA_MAX_ROWS = 50_000
+"""Default row budget (all tables of a group together) above which ``choose_strategy`` prefers
+``"independent"``: HMA fits one copula per parent row's children and grows superlinearly."""
+
+
+# ------------------------------------------------------------------------------- structure
+
+
+@dataclass(frozen=True)
+class Relationship:
+    """A foreign key: ``child.child_column`` references ``parent.parent_column``."""
+
+    child: str
+    child_column: str
+    parent: str
+    parent_column: str
+
+    @property
+    def key(self) -> str:
+        """Stable label, used as the key of every per-relationship result."""
+        return f"{self.child}.{self.child_column}->{self.parent}.{self.parent_column}"
+
+
+@dataclass(frozen=True)
+class TableGroup:
+    """Related tables synthesized together.
+
+    Attributes:
+        name: The group's name: its root tables (those without a parent), joined by ``+``.
+        tables: Every table of the group in topological order (parents before children; ties
+            broken by name, so the order is deterministic).
+        relationships: The group's foreign keys, ordered by the child's position in ``tables``
+            and then by column.
+    """
+
+    name: str
+    tables: tuple[str, ...]
+    relationships: tuple[Relationship, ...]
+
+    @property
+    def roots(self) -> tuple[str, ...]:
+        """Tables without a parent inside the group."""
+        children = {r.child for r in self.relationships}
+        return tuple(t for t in self.tables if t not in children)
+
+    @property
+    def depth(self) -> int:
+        """Longest parent -> child chain, counted in tables (SDV's definition: 1 = no link)."""
+        depth = {t: 1 for t in self.tables}
+        for table in self.tables:  # topological order: parents are final before children
+            for r in self.relationships:
+                if r.child == table and r.parent != table:
+                    depth[table] = max(depth[table], depth[r.parent] + 1)
+        return max(depth.values(), default=0)
+
+    def key_columns(self, table: str) -> frozenset[str]:
+        """Columns of ``table`` that are keys within the group (referenced or referencing)."""
+        keys = {r.child_column for r in self.relationships if r.child == table}
+        keys |= {r.parent_column for r in self.relationships if r.parent == table}
+        return frozenset(keys)
+
+
+def _kept_relationships(model: ModelSpec) -> tuple[tuple[str, str, str], ...]:
+    """The model's relationships, filtered by ``meta.synthetic.relationships`` when the spec
+    has that field (a list of foreign-key columns to keep; ``[]`` synthesizes it standalone)."""
+    keep = getattr(model.spec, "relationships", None)
+    rels = tuple(dict.fromkeys(model.relationships))  # dbt may declare the same test twice
+    if keep is None:
+        return rels
+    return tuple(r for r in rels if r[0] in set(keep))
+
+
+def groups_from_specs(
+    models: Sequence[ModelSpec], *, include_single: bool = False
+) -> list[TableGroup]:
+    """Group opted-in models into connected components linked by dbt ``relationships`` tests.
+
+    Args:
+        models: Every opted-in model (``specs_from_manifest``).
+        include_single: Also return one-table groups for models without relationships
+            (default: only groups of two or more tables, since single tables keep the
+            single-table path).
+
+    Returns:
+        Groups sorted by name; tables in topological order (parents first).
+
+    Raises:
+        SpecError: A relationship references a model that is not opted in (the message names
+            both models and how to fix it), references a column other than the parent's primary
+            key, or the relationships form a cycle (the message names the models on it).
+    """
+    by_name = {m.name: m for m in models}
+    edges: list[Relationship] = []
+    for model in sorted(models, key=lambda m: m.name):
+        for column, parent, parent_column in _kept_relationships(model):
+            if parent not in by_name:
+                raise SpecError(
+                    model=model.name,
+                    field="relationships",
+                    problem=(
+                        f"column '{column}' references dbt model '{parent}' (dbt `relationships` "
+                        f"test), but '{parent}' is not opted in, so synthetic '{model.name}' rows "
+                        f"would point at nothing. Opt '{parent}' in (add a `config.meta.synthetic`"
+                        f" block to it), or set `meta.synthetic.relationships: []` on "
+                        f"'{model.name}' to synthesize it without the relationship"
+                    ),
+                )
+            pk = by_name[parent].primary_key
+            if pk != parent_column:
+                raise SpecError(
+                    model=parent,
+                    field="primary_key",
+                    problem=(
+                        f"'{model.name}.{column}' references '{parent}.{parent_column}', but the "
+                        f"primary key of '{parent}' is "
+                        f"{repr(pk) if pk else 'unknown (no single unique+not_null column)'}; "
+                        f"a relationship must reference the parent's primary key. Set "
+                        f"`meta.synthetic.primary_key: {parent_column}` on '{parent}' or fix the "
+                        f"`relationships` test on '{model.name}.{column}'"
+                    ),
+                )
+            edges.append(Relationship(model.name, column, parent, parent_column))
+
+    cycle = _find_cycle(sorted(by_name), edges)
+    if cycle:
+        path = " -> ".join([*cycle, cycle[0]])
+        raise SpecError(
+            model=cycle[0],
+            field="relationships",
+            problem=(
+                f"the dbt `relationships` tests form a cycle between models {cycle} ({path}, "
+                "child -> parent); synthetic tables need a parent-first order. Set "
+                "`meta.synthetic.relationships` on one of these models to drop the foreign key "
+                "that closes the cycle"
+            ),
+        )
+
+    # Connected components (undirected), then a deterministic topological order in each.
+    root_of = {name: name for name in by_name}
+
+    def find(x: str) -> str:
+        while root_of[x] != x:
+            root_of[x] = root_of[root_of[x]]
+            x = root_of[x]
+        return x
+
+    for e in edges:
+        a, b = find(e.child), find(e.parent)
+        if a != b:
+            root_of[max(a, b)] = min(a, b)
+    members: dict[str, list[str]] = defaultdict(list)
+    for name in sorted(by_name):
+        members[find(name)].append(name)
+
+    groups = []
+    for tables in members.values():
+        if len(tables) < 2 and not include_single:
+            continue
+        rels = [e for e in edges if e.child in tables]
+        order = _topological(tables, rels)
+        position = {t: i for i, t in enumerate(order)}
+        rels.sort(key=lambda r: (position[r.child], r.child_column, position[r.parent]))
+        children = {r.child for r in rels}
+        name = "+".join(t for t in order if t not in children)
+        groups.append(TableGroup(name=name, tables=tuple(order), relationships=tuple(rels)))
+    return sorted(groups, key=lambda g: g.name)
+
+
+def _topological(tables: Sequence[str], rels: Sequence[Relationship]) -> list[str]:
+    """Kahn's algorithm with a name-ordered heap (acyclic input)."""
+    indegree = {t: 0 for t in tables}
+    children: dict[str, set[str]] = defaultdict(set)
+    for r in rels:
+        if r.child not in children[r.parent]:
+            children[r.parent].add(r.child)
+            indegree[r.child] += 1
+    heap = [t for t, d in indegree.items() if d == 0]
+    heapq.heapify(heap)
+    order = []
+    while heap:
+        table = heapq.heappop(heap)
+        order.append(table)
+        for child in sorted(children[table]):
+            indegree[child] -= 1
+            if indegree[child] == 0:
+                heapq.heappush(heap, child)
+    return order
+
+
+def _find_cycle(tables: Sequence[str], rels: Sequence[Relationship]) -> list[str] | None:
+    """One cycle (child -> parent order) of the reference graph, or ``None``."""
+    parents: dict[str, list[str]] = defaultdict(list)
+    for r in rels:
+        parents[r.child].append(r.parent)
+    state: dict[str, int] = {}  # 1 on the stack, 2 done
+    stack: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        stack.append(node)
+        for parent in sorted(set(parents[node])):
+            if state.get(parent) == 1:
+                return stack[stack.index(parent) :]
+            if parent not in state:
+                found = visit(parent)
+                if found:
+                    return found
+        stack.pop()
+        state[node] = 2
+        return None
+
+    for table in tables:
+        if table not in state:
+            found = visit(table)
+            if found:
+                return found
+    return None
+
+
+def hma_limits(group: TableGroup) -> str | None:
+    """Why SDV 2.0's ``HMASynthesizer`` refuses the group, or ``None`` when it accepts it."""
+    problems = []
+    if len(group.tables) > HMA_MAX_TABLES:
+        problems.append(f"{len(group.tables)} tables (HMA allows {HMA_MAX_TABLES})")
+    if group.depth > HMA_MAX_DEPTH:
+        problems.append(f"a chain of {group.depth} tables (HMA allows {HMA_MAX_DEPTH})")
+    if any(r.child == r.parent for r in group.relationships):
+        problems.append("a self-reference")
+    return "; ".join(problems) or None
+
+
+def choose_strategy(
+    group: TableGroup,
+    rows: Mapping[str, int],
+    *,
+    requested: Strategy | Literal["auto"] = "auto",
+    max_rows: int = HMA_MAX_ROWS,
+) -> tuple[Strategy, str]:
+    """Pick the strategy for a group and say why.
+
+    ``"auto"`` takes HMA when SDV accepts the schema (:func:`hma_limits`) and the group has at
+    most ``max_rows`` rows in all; otherwise ``"independent"``. An explicit ``"hma"`` that SDV
+    would refuse raises instead of silently falling back.
+
+    Raises:
+        SpecError: ``requested="hma"`` for a group HMA cannot model.
+    """
+    limit = hma_limits(group)
+    if requested == "independent":
+        return "independent", "requested"
+    if requested == "hma":
+        if limit:
+            raise SpecError(
+                model=group.tables[0],
+                field="synthesizer",
+                problem=(
+                    f"group '{group.name}' ({', '.join(group.tables)}) has {limit}; SDV's HMA "
+                    "cannot model it. Use the 'independent' multi-table strategy"
+                ),
+            )
+        return "hma", "requested"
+    if limit:
+        return "independent", f"HMA refuses the schema: {limit}"
+    total = sum(rows.get(t, 0) for t in group.tables)
+    if total > max_rows:
+        return "independent", f"{total} rows exceed the HMA budget of {max_rows}"
+    return "hma", f"{len(group.tables)} tables, depth {group.depth}, {total} rows"
+
+
+# -------------------------------------------------------------------------------- metadata
+
+
+def sdv_multi_metadata(
+    group: TableGroup,
+    frames: Mapping[str, pd.DataFrame],
+    single: Mapping[str, Mapping[str, Any]],
+) -> dict[str, Any]:
+    """SDV 2.0 multi-table metadata dict for the group.
+
+    Args:
+        group: The group.
+        frames: Real tables (used to check that every key column is present).
+        single: Per-table SDV metadata dicts as ``derive_metadata`` returns them (a dict with
+            ``tables`` holding that one table, or the table's own dict).
+
+    Returns:
+        ``{"tables": ..., "relationships": [...], "METADATA_SPEC_VERSION": "V1"}`` where every
+        foreign-key column has sdtype ``id`` (``derive_metadata`` sees it as numerical) and every
+        parent has its referenced column as primary key.
+
+    Raises:
+        SpecError: A key column is missing from a table or from its metadata (for example
+            because it was declared PII or excluded).
+    """
+    tables: dict[str, dict[str, Any]] = {}
+    for table in group.tables:
+        meta = single[table]
+        meta = meta["tables"][table] if "tables" in meta else meta
+        tables[table] = {
+            **{k: v for k, v in meta.items() if k != "columns"},
+            "columns": {c: dict(v) for c, v in meta["columns"].items()},
+        }
+    relationships = []
+    for r in group.relationships:
+        for table, column in ((r.child, r.child_column), (r.parent, r.parent_column)):
+            if column not in frames[table].columns or column not in tables[table]["columns"]:
+                raise SpecError(
+                    model=table,
+                    field="relationships",
+                    problem=(
+                        f"key column '{column}' of relationship {r.key} is not a modelled column "
+                        f"of '{table}' (missing, PII or excluded); keys must be synthesized"
+                    ),
+                )
+        tables[r.child]["columns"][r.child_column] = {"sdtype": "id"}
+        tables[r.parent]["columns"][r.parent_column] = {"sdtype": "id"}
+        tables[r.parent]["primary_key"] = r.parent_column
+        relationships.append(
+            {
+                "parent_table_name": r.parent,
+                "child_table_name": r.child,
+                "parent_primary_key": r.parent_column,
+                "child_foreign_key": r.child_column,
+            }
+        )
+    return {"tables": tables, "relationships": relationships, "METADATA_SPEC_VERSION": "V1"}
+
+
+# ------------------------------------------------------------------------------------- HMA
+
+
+@dataclass(frozen=True)
+class HmaFit:
+    """A fitted ``HMASynthesizer`` and what it took."""
+
+    synthesizer: Any
+    fit_seconds: float
+    rows: dict[str, int]
+
+
+def _modelled_frames(
+    frames: Mapping[str, pd.DataFrame], metadata: Mapping[str, Any]
+) -> dict[str, pd.DataFrame]:
+    """Only the metadata's columns, datetimes normalised to nanoseconds (RDT's unit)."""
+    out = {}
+    for table, tmeta in metadata["tables"].items():
+        data = frames[table][list(tmeta["columns"])].copy()
+        for column, cmeta in tmeta["columns"].items():
+            if cmeta.get("sdtype") == "datetime":
+                data[column] = pd.to_datetime(data[column]).astype("datetime64[ns]")
+        out[table] = data
+    return out
+
+
+def fit_hma(
+    *,
+    group: TableGroup,
+    frames: Mapping[str, pd.DataFrame],
+    metadata: Mapping[str, Any],
+    seed: int,
+    table_parameters: Mapping[str, Mapping[str, Any]] | None = None,
+) -> HmaFit:
+    """Fit SDV's ``HMASynthesizer`` on the group's real tables.
+
+    Args:
+        group: The group.
+        frames: Real tables (extra columns such as PII are dropped).
+        metadata: :func:`sdv_multi_metadata`'s dict.
+        seed: Seeds Python, NumPy and torch before fitting.
+        table_parameters: Optional per-table ``GaussianCopulaSynthesizer`` parameters
+            (``HMASynthesizer.set_table_parameters``; ``gaussian_kde`` is not allowed).
+
+    Raises:
+        TrainingError: SDV refused the schema or the data (message names the group).
+    """
+    from sdv.metadata import Metadata
+    from sdv.multi_table import HMASynthesizer
+
+    from synth_platform.lib.synthesis import seed_everything
+
+    limit = hma_limits(group)
+    if limit:
+        raise TrainingError(
+            f"group '{group.name}': HMA cannot model {limit}; use the 'independent' strategy."
+        )
+    data = _modelled_frames(frames, metadata)
+    seed_everything(seed)
+    try:
+        synth = HMASynthesizer(Metadata.load_from_dict(dict(metadata)), verbose=False)
+        for table, params in (table_parameters or {}).items():
+            synth.set_table_parameters(table, dict(params))
+        start = time.perf_counter()
+        synth.fit(data)
+        elapsed = time.perf_counter() - start
+    except Exception as exc:  # SDV raises many types; re-raise with the group named
+        raise TrainingError(
+            f"group '{group.name}' ({', '.join(group.tables)}): HMA could not be fitted: {exc}. "
+            "Check that the real keys resolve (dbt `relationships` tests pass) and the column "
+            "types, or use the 'independent' strategy."
+        ) from exc
+    return HmaFit(synthesizer=synth, fit_seconds=elapsed, rows={t: len(d) for t, d in data.items()})
+
+
+def sample_hma(*, synthesizer: Any, scale: float, seed: int) -> dict[str, pd.DataFrame]:
+    """Sample every table of a fitted HMA; the same model, scale and seed give the same rows.
+
+    ``scale`` multiplies the real row count of the root tables; child counts follow the
+    learned cardinalities.
+    """
+    synthesizer.reset_sampling()
+    synthesizer._numpy_seed = int(seed) % 2**32  # SDV has no public seed argument on sample
+    return dict(synthesizer.sample_scale(scale=float(scale)))
+
+
+# ------------------------------------------------------------------------ independent keys
+
+
+def children_per_parent(parent_keys: pd.Series, child_keys: pd.Series) -> np.ndarray:
+    """Number of children of every parent row (zeros included), in parent row order.
+
+    Same definition as SDMetrics' ``get_cardinality_distribution``: child rows with a null key
+    or a key that matches no parent are not counted.
+    """
+    counts = child_keys.value_counts(dropna=True)
+    return parent_keys.map(counts).fillna(0).to_numpy(dtype=float)
+
+
+def _apportion(weights: np.ndarray, total: int, rng: np.random.Generator) -> np.ndarray:
+    """Integers proportional to ``weights`` summing to ``total`` (largest remainder, random
+    tie-break). All-zero weights are treated as uniform."""
+    if total == 0 or weights.size == 0:
+        return np.zeros(weights.size, dtype=np.int64)
+    if weights.sum() <= 0:
+        weights = np.ones(weights.size)
+    exact = weights * (total / weights.sum())
+    base = np.floor(exact).astype(np.int64)
+    short = total - int(base.sum())
+    if short > 0:
+        remainder = exact - base
+        order = np.lexsort((rng.random(weights.size), -remainder))
+        base[order[:short]] += 1
+    return base
+
+
+def _keys_from_index(parent_keys: pd.Series, index: np.ndarray) -> pd.Series:
+    """Parent keys at ``index`` (``-1`` = null), keeping an integer dtype where possible."""
+    values = parent_keys.reset_index(drop=True).take(np.where(index >= 0, index, 0))
+    values = values.reset_index(drop=True)
+    null = index < 0
+    if not null.any():
+        return values
+    if pd.api.types.is_integer_dtype(values.dtype):
+        values = values.astype("Int64")
+    elif not pd.api.types.is_float_dtype(values.dtype):
+        values = values.astype(object)
+    return values.mask(pd.Series(null))
+
+
+def rekey_children(
+    *,
+    group: TableGroup,
+    real: Mapping[str, pd.DataFrame],
+    synthetic: Mapping[str, pd.DataFrame],
+    seed: int,
+) -> dict[str, pd.DataFrame]:
+    """Point every synthetic child row at a synthetic parent ("independent" strategy).
+
+    For each relationship (children after their parents): every synthetic parent draws a child
+    count from the real children-per-parent distribution (zeros included); the counts are
+    scaled to the number of synthetic child rows that get a key (largest remainder) and the
+    child rows, shuffled, are handed out accordingly. The real share of null keys is kept.
+    Primary keys are not touched, so a table that is both child and parent keeps its own
+    children.
+
+    Args:
+        group: The group.
+        real: Real tables (at least the key columns).
+        synthetic: Synthetic tables; each parent's primary key must be filled and unique. A
+            child may lack its foreign-key column (it is added).
+
+    Returns:
+        New frames for every table of the group (children with the foreign keys replaced, in
+        the real table's column order where the columns match).
+
+    Raises:
+        ValueError: A synthetic parent has no rows but its child has rows that need a key, or
+            a synthetic parent's primary key is null or duplicated.
+    """
+    rng = np.random.default_rng(np.random.SeedSequence([int(seed), 0x6B657973]))
+    out = {t: synthetic[t].reset_index(drop=True).copy() for t in group.tables}
+    for r in group.relationships:
+        parent_keys = out[r.parent][r.parent_column]
+        if parent_keys.isna().any() or parent_keys.duplicated().any():
+            raise ValueError(
+                f"{r.key}: synthetic '{r.parent}.{r.parent_column}' has null or duplicate "
+                "values; the parent's primary key must be unique"
+            )
+        real_child = real[r.child][r.child_column]
+        real_counts = children_per_parent(real[r.parent][r.parent_column], real_child)
+        null_share = float(real_child.isna().mean()) if len(real_child) else 0.0
+
+        n_child = len(out[r.child])
+        n_null = round(null_share * n_child)
+        n_keyed = n_child - n_null
+        if n_keyed and not len(parent_keys):
+            raise ValueError(
+                f"{r.key}: {n_keyed} synthetic '{r.child}' rows need a parent but synthetic "
+                f"'{r.parent}' is empty"
+            )
+        drawn = (
+            rng.choice(real_counts, size=len(parent_keys), replace=True)
+            if real_counts.size
+            else np.zeros(len(parent_keys))
+        )
+        counts = _apportion(drawn, n_keyed, rng)
+        index = np.full(n_child, -1, dtype=np.int64)
+        rows = rng.permutation(n_child)[:n_keyed]
+        index[rows] = np.repeat(np.arange(len(parent_keys)), counts)
+        out[r.child][r.child_column] = _keys_from_index(parent_keys, index).set_axis(
+            out[r.child].index
+        )
+        if len(real[r.child].columns) == len(out[r.child].columns) and set(
+            real[r.child].columns
+        ) == set(out[r.child].columns):
+            out[r.child] = out[r.child][list(real[r.child].columns)]
+    return out
+
+
+def split_group(
+    *, group: TableGroup, frames: Mapping[str, pd.DataFrame], holdout: float, seed: int
+) -> tuple[dict[str, pd.DataFrame], dict[str, pd.DataFrame]]:
+    """Train/holdout split that keeps the training tables referentially intact.
+
+    Root rows are held out at random (share ``holdout``); a child row is held out when any of
+    its parents is (so whole families move together), and rows without a parent key are held
+    out at random. Every training foreign key therefore resolves inside the training tables,
+    which HMA requires; the holdout share of a child table drifts above ``holdout`` when it has
+    several parents.
+
+    Returns:
+        ``(train, holdout)`` frames per table.
+    """
+    rng = np.random.default_rng(np.random.SeedSequence([int(seed), 0x73706C74]))
+    held: dict[str, np.ndarray] = {}
+    for table in group.tables:
+        frame = frames[table]
+        rels = [r for r in group.relationships if r.child == table]
+        if not rels:
+            mask = np.zeros(len(frame), dtype=bool)
+            mask[rng.permutation(len(frame))[: round(holdout * len(frame))]] = True
+        else:
+            mask = np.zeros(len(frame), dtype=bool)
+            no_parent = np.ones(len(frame), dtype=bool)
+            for r in rels:
+                parent = frames[r.parent]
+                held_keys = parent.loc[held[r.parent], r.parent_column]
+                fk = frame[r.child_column]
+                mask |= fk.isin(held_keys).to_numpy()
+                no_parent &= fk.isna().to_numpy()
+            mask |= no_parent & (rng.random(len(frame)) < holdout)
+        held[table] = mask
+    train = {t: frames[t].loc[~held[t]].reset_index(drop=True) for t in group.tables}
+    test = {t: frames[t].loc[held[t]].reset_index(drop=True) for t in group.tables}
+    return train, test
+
+
+# ----------------------------------------------------------------------------------- gates
+
+
+@dataclass(frozen=True)
+class IntegrityResult:
+    """Referential integrity of one relationship in the synthetic output.
+
+    Attributes:
+        share: Share of non-null child keys that match a parent key (1.0 when none is set).
+        orphans: Child rows whose non-null key matches no parent.
+        checked: Child rows with a non-null key.
+        duplicate_parent_keys: Parent rows whose key is duplicated or null (ambiguous targets).
+    """
+
+    share: float
+    orphans: int
+    checked: int
+    duplicate_parent_keys: int
+
+    @property
+    def passed(self) -> bool:
+        """Every key resolves and every parent key is unique."""
+        return self.orphans == 0 and self.duplicate_parent_keys == 0
+
+
+def evaluate_integrity(
+    *, group: TableGroup, synthetic: Mapping[str, pd.DataFrame]
+) -> dict[str, IntegrityResult]:
+    """Per relationship (``Relationship.key``): do the synthetic child keys resolve?"""
+    results = {}
+    for r in group.relationships:
+        parent_keys = synthetic[r.parent][r.parent_column]
+        child_keys = synthetic[r.child][r.child_column].dropna()
+        resolved = int(child_keys.isin(parent_keys.dropna()).sum())
+        checked = len(child_keys)
+        present = parent_keys.dropna()
+        duplicates = int(present.duplicated(keep=False).sum()) + len(parent_keys) - len(present)
+        results[r.key] = IntegrityResult(
+            share=resolved / checked if checked else 1.0,
+            orphans=checked - resolved,
+            checked=checked,
+            duplicate_parent_keys=duplicates,
+        )
+    return results
+
+
+@dataclass(frozen=True)
+class CardinalityResult:
+    """Children-per-parent fidelity of one relationship.
+
+    Attributes:
+        score: ``1 - KS`` statistic between the real and synthetic children-per-parent counts
+            (zeros included): SDMetrics' ``CardinalityShapeSimilarity`` for this relationship.
+        real_mean: Mean children per real parent.
+        synthetic_mean: Mean children per synthetic parent.
+        real_zero_share: Share of real parents without children.
+        synthetic_zero_share: Share of synthetic parents without children.
+    """
+
+    score: float
+    real_mean: float
+    synthetic_mean: float
+    real_zero_share: float
+    synthetic_zero_share: float
+
+
+def evaluate_cardinality(
+    *,
+    group: TableGroup,
+    real: Mapping[str, pd.DataFrame],
+    synthetic: Mapping[str, pd.DataFrame],
+) -> dict[str, CardinalityResult]:
+    """Per relationship (``Relationship.key``): children-per-parent distribution fidelity.
+
+    Matches SDMetrics' ``CardinalityShapeSimilarity.compute_breakdown`` (``sdmetrics.utils.
+    get_cardinality_distribution`` and ``scipy.stats.ks_2samp``); the group mean of the scores
+    is its ``compute``.
+    """
+    results = {}
+    for r in group.relationships:
+        rc = children_per_parent(real[r.parent][r.parent_column], real[r.child][r.child_column])
+        sc = children_per_parent(
+            synthetic[r.parent][r.parent_column], synthetic[r.child][r.child_column]
+        )
+        score = 1.0 - float(ks_2samp(rc, sc).statistic) if rc.size and sc.size else math.nan
+        results[r.key] = CardinalityResult(
+            score=score,
+            real_mean=float(rc.mean()) if rc.size else math.nan,
+            synthetic_mean=float(sc.mean()) if sc.size else math.nan,
+            real_zero_share=float((rc == 0).mean()) if rc.size else math.nan,
+            synthetic_zero_share=float((sc == 0).mean()) if sc.size else math.nan,
+        )
+    return results
+
+
+@dataclass(frozen=True)
+class CrossTableTrends:
+    """Column Pair Trends across one relationship's join (SDMetrics "Intertable Trends").
+
+    Attributes:
+        score: Mean score over every parent x child column pair with a defined score
+            (SDMetrics' ``InterTableTrends``, whose thresholds are 0: every pair counts).
+        counted_score: Mean over the pairs whose real data shows a trend (the single-table
+            gate's thresholds: ``|r| > 0.5``, Cramer's V ``> 0.3``); ``NaN`` when none does.
+        pairs: ``evaluate_fidelity``'s pair rows restricted to parent x child pairs; columns
+            are prefixed ``<table>.``.
+    """
+
+    score: float
+    counted_score: float
+    pairs: pd.DataFrame = field(repr=False)
+
+
+def _join(
+    r: Relationship,
+    frames: Mapping[str, pd.DataFrame],
+    columns: Mapping[str, Sequence[str]],
+) -> pd.DataFrame:
+    child = frames[r.child][[r.child_column, *columns[r.child]]]
+    parent = frames[r.parent][[r.parent_column, *columns[r.parent]]]
+    child = child.rename(columns={c: f"{r.child}.{c}" for c in child.columns})
+    parent = parent.rename(columns={c: f"{r.parent}.{c}" for c in parent.columns})
+    return child.merge(
+        parent, left_on=f"{r.child}.{r.child_column}", right_on=f"{r.parent}.{r.parent_column}"
+    )
+
+
+def evaluate_cross_table_trends(
+    *,
+    group: TableGroup,
+    real: Mapping[str, pd.DataFrame],
+    synthetic: Mapping[str, pd.DataFrame],
+    tables: Mapping[str, TableMetadata],
+    max_rows: int = 50_000,
+    seed: int = 0,
+    exclude: Collection[str] = (),
+) -> dict[str, CrossTableTrends]:
+    """Per relationship (``Relationship.key``): Column Pair Trends across the join.
+
+    Each child is inner-joined to its parent on the key (in the real and in the synthetic
+    data; orphans drop out, which :func:`evaluate_integrity` catches) and scored with
+    :func:`synth_platform.lib.evaluation.evaluate_fidelity`; only pairs with one column from
+    each side are kept, as in SDMetrics' multi-table ``InterTableTrends``. Key columns of the
+    group and PII columns are left out.
+
+    Args:
+        tables: ``TableMetadata`` per table (its numeric/datetime/categorical lists).
+        max_rows: Row cap for contingency tables (``evaluate_fidelity``).
+        seed: Seed of that subsampling.
+        exclude: Further ``"<table>.<column>"`` names to leave out.
+    """
+    results = {}
+    for r in group.relationships:
+        kinds: dict[str, list[str]] = {"numeric": [], "datetime": [], "categorical": []}
+        columns: dict[str, list[str]] = {}
+        sides: dict[str, str] = {}
+        for table in (r.child, r.parent):
+            meta = tables[table]
+            keys = group.key_columns(table)
+            columns[table] = []
+            for kind, names in (
+                ("numeric", meta.numeric),
+                ("datetime", meta.datetime),
+                ("categorical", meta.categorical),
+            ):
+                for c in names:
+                    name = f"{table}.{c}"
+                    if c in keys or c in meta.pii or name in exclude:
+                        continue
+                    kinds[kind].append(name)
+                    columns[table].append(c)
+                    sides[name] = table
+        real_joined = _join(r, real, columns)
+        synthetic_joined = _join(r, synthetic, columns)
+        report = evaluate_fidelity(
+            real=real_joined,
+            synthetic=synthetic_joined,
+            numeric=kinds["numeric"],
+            datetime=kinds["datetime"],
+            categorical=kinds["categorical"],
+            max_rows=max_rows,
+            seed=seed,
+        )
+        pairs = report.pairs
+        cross = pairs["column_1"].map(sides) != pairs["column_2"].map(sides)
+        pairs = pairs.loc[cross].reset_index(drop=True)
+        scores = pairs["score"].to_numpy(dtype=float)
+        counted = pairs["counted"].to_numpy(dtype=bool)
+        defined = ~np.isnan(scores)
+        results[r.key] = CrossTableTrends(
+            score=float(scores[defined].mean()) if defined.any() else math.nan,
+            counted_score=(
+                float(scores[counted & defined].mean()) if (counted & defined).any() else math.nan
+            ),
+            pairs=pairs,
+        )
+    return results

@@ -1,0 +1,333 @@
+"""Multi-table groups, re-keying and the relationship gates (synth_platform.lib.multitable)."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from synth_platform.lib.demo import DemoSize, generate_bank
+from synth_platform.lib.errors import SpecError, TrainingError
+from synth_platform.lib.metadata import derive_metadata
+from synth_platform.lib.multitable import (
+    Relationship,
+    TableGroup,
+    choose_strategy,
+    evaluate_cardinality,
+    evaluate_cross_table_trends,
+    evaluate_integrity,
+    fit_hma,
+    groups_from_specs,
+    hma_limits,
+    rekey_children,
+    sample_hma,
+    sdv_multi_metadata,
+    split_group,
+)
+from synth_platform.lib.specs import ModelSpec, TableSpec
+
+_PII = {
+    "customers": {
+        "full_name": "name",
+        "email": "email",
+        "phone": "phone_number",
+        "national_id": "ssn",
+        "street_address": "street_address",
+    }
+}
+
+
+def _model(name: str, pk: str, rels: tuple[tuple[str, str, str], ...] = ()) -> ModelSpec:
+    return ModelSpec(
+        name=name,
+        unique_id=f"model.bank.{name}",
+        relation=f"main.{name}",
+        spec=TableSpec(pii=_PII.get(name, {})),
+        columns={},
+        unique_columns=frozenset({pk}),
+        not_null_columns=frozenset({pk}),
+        relationships=rels,
+    )
+
+
+def _bank_models() -> list[ModelSpec]:
+    return [
+        _model("transactions", "transaction_id", (("account_id", "accounts", "account_id"),)),
+        _model("customers", "customer_id"),
+        _model("accounts", "account_id", (("customer_id", "customers", "customer_id"),)),
+    ]
+
+
+@pytest.fixture(scope="module")
+def bank() -> dict[str, pd.DataFrame]:
+    return generate_bank(size=DemoSize(customers=150), seed=3)
+
+
+@pytest.fixture(scope="module")
+def group() -> TableGroup:
+    (g,) = groups_from_specs(_bank_models())
+    return g
+
+
+def _independent_synthetic(real: dict[str, pd.DataFrame], seed: int) -> dict[str, pd.DataFrame]:
+    """Stand-in for single-table synthesis: resampled rows, new keys, foreign keys dropped."""
+    rng = np.random.default_rng(seed)
+    sizes = {"customers": 140, "accounts": 260, "transactions": 2100}
+    keys = {"customers": "customer_id", "accounts": "account_id", "transactions": "transaction_id"}
+    out = {}
+    for table, n in sizes.items():
+        frame = real[table].iloc[rng.integers(0, len(real[table]), n)].reset_index(drop=True)
+        frame[keys[table]] = np.arange(n, dtype=np.int64) + 900_000 + 10_000 * len(out)
+        out[table] = frame
+    out["accounts"] = out["accounts"].drop(columns="customer_id")
+    out["transactions"] = out["transactions"].drop(columns="account_id")
+    return out
+
+
+# ----------------------------------------------------------------------------- groups
+
+
+def test_groups_are_topologically_ordered(group: TableGroup) -> None:
+    assert group.tables == ("customers", "accounts", "transactions")
+    assert group.name == "customers"
+    assert group.depth == 3
+    assert [r.key for r in group.relationships] == [
+        "accounts.customer_id->customers.customer_id",
+        "transactions.account_id->accounts.account_id",
+    ]
+
+
+def test_unrelated_models_form_no_group_unless_asked() -> None:
+    models = [*_bank_models(), _model("branches", "branch_id")]
+    assert [g.name for g in groups_from_specs(models)] == ["customers"]
+    singles = groups_from_specs(models, include_single=True)
+    assert [g.tables for g in singles] == [("branches",), ("customers", "accounts", "transactions")]
+
+
+def test_relationship_to_a_model_not_opted_in_names_both() -> None:
+    models = [_model("accounts", "account_id", (("customer_id", "customers", "customer_id"),))]
+    with pytest.raises(SpecError) as err:
+        groups_from_specs(models)
+    message = str(err.value)
+    assert "'accounts'" in message and "'customers'" in message
+    assert "not opted in" in message and "relationships: []" in message
+
+
+def test_cycle_names_both_models() -> None:
+    models = [
+        _model("a", "id", (("b_id", "b", "id"),)),
+        _model("b", "id", (("a_id", "a", "id"),)),
+    ]
+    with pytest.raises(SpecError, match="cycle") as err:
+        groups_from_specs(models)
+    assert "'a'" in str(err.value) and "'b'" in str(err.value)
+
+
+def test_relationship_must_reference_the_parent_primary_key() -> None:
+    models = [
+        _model("customers", "customer_id"),
+        _model("accounts", "account_id", (("customer_email", "customers", "email"),)),
+    ]
+    with pytest.raises(SpecError, match="primary key") as err:
+        groups_from_specs(models)
+    assert "accounts.customer_email" in str(err.value)
+
+
+def test_hma_limits_and_strategy(group: TableGroup) -> None:
+    assert "chain of 3" in (hma_limits(group) or "")
+    strategy, why = choose_strategy(group, {"customers": 10})
+    assert strategy == "independent" and "HMA refuses" in why
+    with pytest.raises(SpecError, match="independent"):
+        choose_strategy(group, {}, requested="hma")
+    pair = TableGroup("customers", ("customers", "accounts"), group.relationships[:1])
+    assert hma_limits(pair) is None
+    assert choose_strategy(pair, {"customers": 10, "accounts": 20})[0] == "hma"
+    assert choose_strategy(pair, {"customers": 10, "accounts": 20}, max_rows=5)[0] == (
+        "independent"
+    )
+
+
+def test_multi_metadata_marks_keys(bank: dict[str, pd.DataFrame], group: TableGroup) -> None:
+    models = {m.name: m for m in _bank_models()}
+    single = {t: derive_metadata(data=bank[t], model=models[t])[1] for t in group.tables}
+    assert single["accounts"]["tables"]["accounts"]["columns"]["customer_id"] == {
+        "sdtype": "numerical"
+    }
+    meta = sdv_multi_metadata(group, bank, single)
+    assert meta["tables"]["accounts"]["columns"]["customer_id"] == {"sdtype": "id"}
+    assert meta["tables"]["customers"]["primary_key"] == "customer_id"
+    assert "email" not in meta["tables"]["customers"]["columns"]
+    assert meta["relationships"][1] == {
+        "parent_table_name": "accounts",
+        "child_table_name": "transactions",
+        "parent_primary_key": "account_id",
+        "child_foreign_key": "account_id",
+    }
+    del single["transactions"]["tables"]["transactions"]["columns"]["account_id"]
+    with pytest.raises(SpecError, match="account_id"):
+        sdv_multi_metadata(group, bank, single)
+
+
+# ---------------------------------------------------------------------------- re-keying
+
+
+def test_rekey_resolves_every_key_and_keeps_cardinality(
+    bank: dict[str, pd.DataFrame], group: TableGroup
+) -> None:
+    synthetic = rekey_children(
+        group=group, real=bank, synthetic=_independent_synthetic(bank, 1), seed=5
+    )
+    assert list(synthetic["accounts"].columns) == list(bank["accounts"].columns)
+    assert synthetic["accounts"]["customer_id"].dtype == np.int64
+    for result in evaluate_integrity(group=group, synthetic=synthetic).values():
+        assert result.share == 1.0 and result.orphans == 0 and result.passed
+    for key, result in evaluate_cardinality(group=group, real=bank, synthetic=synthetic).items():
+        assert result.score >= 0.9, key
+        assert result.synthetic_mean == pytest.approx(result.real_mean, rel=0.1)
+    again = rekey_children(
+        group=group, real=bank, synthetic=_independent_synthetic(bank, 1), seed=5
+    )
+    pd.testing.assert_frame_equal(again["transactions"], synthetic["transactions"])
+
+
+def test_rekey_keeps_the_real_null_share() -> None:
+    rel = Relationship("child", "parent_id", "parent", "id")
+    g = TableGroup("parent", ("parent", "child"), (rel,))
+    real = {
+        "parent": pd.DataFrame({"id": [1, 2, 3, 4]}),
+        "child": pd.DataFrame({"parent_id": [1, 1, 2, None, None, 4, 4, 4, None, 3]}),
+    }
+    synthetic = {
+        "parent": pd.DataFrame({"id": np.arange(10, 50)}),
+        "child": pd.DataFrame({"value": np.arange(100)}),
+    }
+    out = rekey_children(group=g, real=real, synthetic=synthetic, seed=0)
+    keys = out["child"]["parent_id"]
+    assert keys.isna().sum() == 30
+    assert keys.dtype == "Int64"
+    assert evaluate_integrity(group=g, synthetic=out)[rel.key].share == 1.0
+
+
+def test_planted_orphans_fail_integrity(bank: dict[str, pd.DataFrame], group: TableGroup) -> None:
+    synthetic = rekey_children(
+        group=group, real=bank, synthetic=_independent_synthetic(bank, 2), seed=0
+    )
+    broken = dict(synthetic)
+    tx = broken["transactions"].copy()
+    rng = np.random.default_rng(0)
+    planted = rng.choice(len(tx), 100, replace=False)
+    tx.loc[planted, "account_id"] = rng.integers(10**9, 2 * 10**9, 100)
+    broken["transactions"] = tx
+    result = evaluate_integrity(group=group, synthetic=broken)
+    bad = result["transactions.account_id->accounts.account_id"]
+    assert bad.share < 1.0 and bad.orphans == 100 and not bad.passed
+    assert result["accounts.customer_id->customers.customer_id"].passed
+
+
+def test_duplicate_parent_keys_fail_integrity() -> None:
+    rel = Relationship("child", "parent_id", "parent", "id")
+    g = TableGroup("parent", ("parent", "child"), (rel,))
+    synthetic = {
+        "parent": pd.DataFrame({"id": [1, 1, 2]}),
+        "child": pd.DataFrame({"parent_id": [1, 2]}),
+    }
+    result = evaluate_integrity(group=g, synthetic=synthetic)[rel.key]
+    assert result.share == 1.0 and result.duplicate_parent_keys == 2 and not result.passed
+
+
+def test_split_group_keeps_training_keys_resolvable(
+    bank: dict[str, pd.DataFrame], group: TableGroup
+) -> None:
+    train, holdout = split_group(group=group, frames=bank, holdout=0.2, seed=0)
+    assert len(holdout["customers"]) == 30
+    for table in group.tables:
+        assert len(train[table]) + len(holdout[table]) == len(bank[table])
+    assert all(r.passed for r in evaluate_integrity(group=group, synthetic=train).values())
+    assert all(r.passed for r in evaluate_integrity(group=group, synthetic=holdout).values())
+
+
+# -------------------------------------------------------------------------------- gates
+
+
+def test_cardinality_matches_sdmetrics(bank: dict[str, pd.DataFrame], group: TableGroup) -> None:
+    from sdmetrics.multi_table import CardinalityShapeSimilarity
+
+    synthetic = rekey_children(
+        group=group, real=bank, synthetic=_independent_synthetic(bank, 3), seed=1
+    )
+    # Add null keys and orphans: both are ignored by the cardinality distribution.
+    tx = synthetic["transactions"].copy()
+    tx["account_id"] = tx["account_id"].astype("float64")
+    tx.loc[:49, "account_id"] = np.nan
+    tx.loc[50:59, "account_id"] = -1.0
+    synthetic["transactions"] = tx
+    single = {m.name: derive_metadata(data=bank[m.name], model=m)[1] for m in _bank_models()}
+    meta = sdv_multi_metadata(group, bank, single)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        expected = CardinalityShapeSimilarity.compute_breakdown(bank, synthetic, meta)
+    ours = evaluate_cardinality(group=group, real=bank, synthetic=synthetic)
+    for r in group.relationships:
+        assert ours[r.key].score == pytest.approx(expected[(r.parent, r.child)]["score"], abs=1e-9)
+    assert ours[group.relationships[0].key].real_zero_share == 0.0
+
+
+def test_cross_table_trends_see_lost_correlations() -> None:
+    rng = np.random.default_rng(0)
+    n_parent = 300
+    parent = pd.DataFrame({"id": np.arange(n_parent), "income": rng.lognormal(10, 0.5, n_parent)})
+    parent_of_child = rng.integers(0, n_parent, 3000)
+    child = pd.DataFrame(
+        {
+            "child_id": np.arange(3000),
+            "parent_id": parent_of_child,
+            "spend": parent["income"].to_numpy()[parent_of_child] * rng.uniform(0.9, 1.1, 3000),
+        }
+    )
+    rel = Relationship("child", "parent_id", "parent", "id")
+    g = TableGroup("parent", ("parent", "child"), (rel,))
+    from synth_platform.lib.metadata import TableMetadata
+
+    tables = {
+        "parent": TableMetadata("parent", "id", ("income",), (), (), columns=("id", "income")),
+        "child": TableMetadata(
+            "child", "child_id", ("parent_id", "spend"), (), (), columns=tuple(child.columns)
+        ),
+    }
+    real = {"parent": parent, "child": child}
+    same = evaluate_cross_table_trends(group=g, real=real, synthetic=real, tables=tables)[rel.key]
+    assert same.score == pytest.approx(1.0)
+    assert list(zip(same.pairs["column_1"], same.pairs["column_2"], strict=True)) == [
+        ("child.spend", "parent.income")
+    ]  # keys are not scored, within-table pairs are dropped
+    shuffled = rekey_children(group=g, real=real, synthetic=real, seed=0)
+    lost = evaluate_cross_table_trends(group=g, real=real, synthetic=shuffled, tables=tables)
+    assert lost[rel.key].counted_score < 0.7
+
+
+# ---------------------------------------------------------------------------------- HMA
+
+
+def test_hma_on_a_tiny_pair_keeps_keys_resolvable() -> None:
+    bank = generate_bank(size=DemoSize(customers=40), seed=11)
+    models = [_model("customers", "customer_id"), _bank_models()[2]]
+    (g,) = groups_from_specs(models)
+    frames = {t: bank[t] for t in g.tables}
+    single = {m.name: derive_metadata(data=frames[m.name], model=m)[1] for m in models}
+    meta = sdv_multi_metadata(g, frames, single)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit = fit_hma(group=g, frames=frames, metadata=meta, seed=0)
+        synthetic = sample_hma(synthesizer=fit.synthesizer, scale=1.0, seed=1)
+        again = sample_hma(synthesizer=fit.synthesizer, scale=1.0, seed=1)
+    assert set(synthetic) == {"customers", "accounts"}
+    assert len(synthetic["customers"]) == 40
+    assert all(r.passed for r in evaluate_integrity(group=g, synthetic=synthetic).values())
+    pd.testing.assert_frame_equal(synthetic["accounts"], again["accounts"])
+
+
+def test_hma_refuses_a_deep_chain(bank: dict[str, pd.DataFrame], group: TableGroup) -> None:
+    with pytest.raises(TrainingError, match="independent"):
+        fit_hma(group=group, frames=bank, metadata={}, seed=0)
