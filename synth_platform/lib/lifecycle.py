@@ -35,8 +35,9 @@ from synth_platform.lib.evaluation import (
 )
 from synth_platform.lib.extract import read_real_table
 from synth_platform.lib.home import SynthHome
+from synth_platform.lib.lake import LakeConfig
 from synth_platform.lib.metadata import TableMetadata, derive_metadata
-from synth_platform.lib.publish import Release, publish_release
+from synth_platform.lib.publish import LAKE_DIR, Release, Staged, publish_group
 from synth_platform.lib.report import GateLine, render_report, write_report
 from synth_platform.lib.specs import ModelSpec
 from synth_platform.lib.split import fingerprint, split_frame
@@ -730,7 +731,10 @@ def publish_table(*, home: SynthHome, model: ModelSpec, keep: int | None = None)
             for kind, v in verdicts.items()
         },
     }
-    return publish_release(
-        store=home.public_dir, table=model.name, candidate=paths.candidate, manifest=manifest,
+    out = publish_group(
+        store=home.public_dir,
+        releases={model.name: Staged(paths.candidate, manifest)},
         keep=keep,
-    )  # fmt: skip
+        lake=LakeConfig.from_env(home.public_dir / LAKE_DIR),
+    )
+    return out[model.name]

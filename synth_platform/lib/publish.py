@@ -9,6 +9,8 @@ public/
   <table>/v000001/data.parquet   immutable release data
   <table>/v000001/manifest.json  provenance and gate scores of the release
   <table>/LATEST                 name of the latest release (a convenience copy of STATE)
+  lake/                          the same release sets as a DuckLake (SQLite metadata by
+                                 default; Postgres + S3 in production: `lib.lake`)
 ```
 
 Publishing a group of tables (one table is a group of one) stages each release directory under
@@ -18,7 +20,9 @@ the whole group; the catalog is then rebuilt from it and swapped in the same way
 therefore sees every table of the group old or every table new, never a mix, and a publisher
 killed at any instant leaves the previous state serving: the next publisher removes what the
 dead one staged and repairs a catalog that lags `STATE.json`. Readers never open a file that a
-writer holds open, so DuckDB's one-writer rule never bites.
+writer holds open, so DuckDB's one-writer rule never bites, and the files of a release that
+retention drops are deleted one publication later, never under a reader of the catalog that
+still lists them.
 """
 
 from __future__ import annotations
@@ -39,9 +43,11 @@ import duckdb
 
 from synth_platform.lib.errors import PublicationError
 from synth_platform.lib.identifiers import quote, safe_identifier
+from synth_platform.lib.lake import LakeConfig, expire_snapshots, publish_to_lake
 
 CATALOG = "catalog.duckdb"
 STATE = "STATE.json"
+LAKE_DIR = "lake"  # the embedded DuckLake (SQLite metadata + Parquet data), when enabled
 
 
 @dataclass(frozen=True)
@@ -119,16 +125,33 @@ def _write_atomic(path: Path, text: str) -> None:
 
 
 def _remove_uncommitted(store: Path, state: Mapping[str, Any]) -> None:
-    """Delete what a killed publisher staged: temp dirs and versions STATE does not list."""
-    for tmp in store.glob(".*.tmp"):
-        tmp.unlink(missing_ok=True)
-    for table_dir in (p for p in store.iterdir() if p.is_dir() and not p.name.startswith(".")):
+    """Delete what a killed publisher staged (temp files, a temp catalog's WAL, temp dirs,
+    versions STATE does not list) and the releases the previous publication retired."""
+    for pattern in (".*.tmp", ".*.tmp.wal"):
+        for tmp in store.glob(pattern):
+            tmp.unlink(missing_ok=True)
+    table_dirs = (
+        p
+        for p in store.iterdir()
+        if p.is_dir() and not p.name.startswith(".") and p.name != LAKE_DIR
+    )
+    for table_dir in table_dirs:
         committed = set((state["tables"].get(table_dir.name) or {}).get("versions", []))
+        for tmp in table_dir.glob(".LATEST.*.tmp"):
+            tmp.unlink(missing_ok=True)
         for child in table_dir.iterdir():
             stale_tmp = child.name.startswith(".v") and ".tmp-" in child.name
             orphan = child.is_dir() and child.name.startswith("v") and child.name not in committed
             if stale_tmp or orphan:
                 shutil.rmtree(child, ignore_errors=True)
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _next_version(table_dir: Path) -> str:
@@ -137,14 +160,20 @@ def _next_version(table_dir: Path) -> str:
 
 
 def publish_group(
-    *, store: Path, releases: Mapping[str, Staged], keep: int | None = None
+    *,
+    store: Path,
+    releases: Mapping[str, Staged],
+    keep: int | None = None,
+    lake: LakeConfig | None = None,
 ) -> dict[str, Release]:
     """Publish approved candidates of several tables as one atomic change of the store.
 
     Args:
         store: Root of the public store.
         releases: Table name (a plain identifier) -> its approved candidate and manifest.
-        keep: Keep at most this many releases per table (the latest is never pruned).
+        keep: Keep at most this many releases per table (the latest is never pruned). The
+            files of a release pruned here are deleted by the next publication, so that a
+            reader who opened the catalog just before this one's swap can still read them.
 
     Raises:
         PublicationError: a candidate is missing or the store cannot be written; the store
@@ -155,6 +184,8 @@ def publish_group(
         raise PublicationError("nothing to publish: the group is empty")
     for table, staged in releases.items():
         safe_identifier(table, what="table")
+        if table == LAKE_DIR:
+            raise PublicationError(f"table '{table}': the name is reserved for the lake folder")
         if not Path(staged.candidate).exists():
             raise PublicationError(f"table '{table}': candidate {staged.candidate} does not exist")
     if keep is not None and keep < 1:
@@ -181,6 +212,7 @@ def publish_group(
             tmp.mkdir()
             try:
                 shutil.copyfile(staged.candidate, tmp / "data.parquet")
+                _fsync(tmp / "data.parquet")  # on disk before STATE may point at it
                 (tmp / "manifest.json").write_text(json.dumps(full, indent=2, default=str) + "\n")
                 os.replace(tmp, table_dir / version)  # staged: not listed in STATE yet
             except OSError as exc:
@@ -189,11 +221,12 @@ def publish_group(
                 raise PublicationError(f"table '{table}': could not write release: {exc}") from exc
             out[table] = Release(table, version, table_dir / version, full)
         tables = {t: dict(e) for t, e in state["tables"].items()}
-        pruned: list[Path] = []
         for table, rel in out.items():
             versions = [*tables.get(table, {}).get("versions", []), rel.version]
             if keep is not None and len(versions) > keep:
-                pruned += [store / table / v for v in versions[:-keep]]
+                # Retired, not deleted yet: the catalog being replaced may still be open in a
+                # reader that is about to read them. The next publication (or `repair`)
+                # deletes them with whatever else STATE does not list.
                 versions = versions[-keep:]
             tables[table] = {"latest": rel.version, "versions": versions}
         new_state = {
@@ -205,9 +238,23 @@ def publish_group(
         build_catalog(store, state=new_state)
         for table, rel in out.items():
             _write_atomic(store / table / "LATEST", rel.version + "\n")
-        for path in pruned:
-            shutil.rmtree(path, ignore_errors=True)
+        if lake is not None:
+            _publish_to_lake(lake, out, keep=keep, generation=generation)
     return out
+
+
+def _publish_to_lake(
+    lake: LakeConfig, out: Mapping[str, Release], *, keep: int | None, generation: int
+) -> None:
+    try:
+        publish_to_lake(lake, {t: (r.data, r.manifest) for t, r in out.items()})
+        if keep is not None:
+            expire_snapshots(lake, keep=max(keep, 2))
+    except PublicationError as exc:
+        raise PublicationError(
+            f"release set {generation} is committed to the file store, but the lake "
+            f"({lake.catalog.split(':')[0]}) did not take it: {exc}"
+        ) from exc
 
 
 def publish_release(

@@ -111,8 +111,13 @@ def test_public_store_holds_no_real_row_and_no_source_pii(env):
     published = pd.read_parquet(home.public_dir / "customers" / "v000001" / "data.parquet")
     for col in ("full_name", "email", "phone", "national_id", "street_address"):
         assert not set(published[col].dropna()) & set(real[col].dropna()), col
-    files = {p.name for p in home.public_dir.rglob("*") if p.is_file()}
-    assert files <= {"data.parquet", "manifest.json", "LATEST", "catalog.duckdb", ".lock"}
+    store = home.public_dir
+    files = {p.name for p in store.rglob("*") if p.is_file() and "lake" not in p.parts}
+    assert files <= {
+        "data.parquet", "manifest.json", "LATEST", "STATE.json", "catalog.duckdb", ".lock"
+    }  # fmt: skip
+    lake = {p.suffix for p in (store / "lake").rglob("*") if p.is_file()}
+    assert lake <= {".sqlite", ".parquet"}, lake
 
 
 def test_same_seed_gives_the_same_synthetic_table(env):
