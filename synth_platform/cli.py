@@ -55,9 +55,7 @@ def run_demo(*, scale: float, seed: int) -> int:
         )
     elapsed = time.perf_counter() - start
     failed_checks = [
-        (e.check_name, e.metadata)
-        for e in result.get_asset_check_evaluations()
-        if not e.passed
+        (e.check_name, e.metadata) for e in result.get_asset_check_evaluations() if not e.passed
     ]
     print(
         f"\nRun {result.run_id} finished in {elapsed:.1f}s: "
