@@ -39,7 +39,7 @@ mlflow: setup  ## the MLflow UI on http://127.0.0.1:5000 (runs linked from Dagst
 		--host 127.0.0.1 --port 5000
 
 bench: setup  ## all benchmarks; tables land in bench/results/
-	$(BIN)/python -m bench.run
+	$(BIN)/python bench/run.py
 
 lint: setup
 	$(BIN)/ruff check synth_platform tests bench && $(BIN)/ruff format --check synth_platform tests bench

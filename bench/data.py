@@ -131,9 +131,7 @@ def wide_table(
         k = cardinalities[i % len(cardinalities)]
         # Zipf-like level frequencies: the tail levels are rare (< 0.5 %).
         levels = np.array([f"L{i:02d}_{j:02d}" for j in range(k)], dtype=object)
-        logits = -1.2 * np.log1p(np.arange(k)) + (
-            0.4 * column_rng.normal(size=k) if distort else 0
-        )
+        logits = -1.2 * np.log1p(np.arange(k)) + (0.4 * column_rng.normal(size=k) if distort else 0)
         signal = latent[:, i % n_latent] * (1.5 if i % 2 == 0 else 0.3)
         # Latent shifts the level index: correlated categories.
         score = logits[None, :] + np.outer(signal, np.linspace(-1, 1, k))
@@ -149,8 +147,8 @@ def wide_table(
             p = np.clip(p * 1.1, 0, 1)
         values = column_rng.random(n_rows) < p
         if i % 4 == 3:
-            flags = pd.Series(values, dtype="boolean")
-            flags[column_rng.random(n_rows) < 0.04] = pd.NA
+            flags = values.astype(object)  # SDMetrics' DCR cannot take pandas' "boolean"
+            flags[column_rng.random(n_rows) < 0.04] = None
             data[f"flag_{i}"] = flags
         else:
             data[f"flag_{i}"] = values
@@ -171,7 +169,9 @@ DEMO_COLUMNS: dict[str, tuple[Columns, set[str]]] = {
         set(),
     ),
     "accounts": (
-        Columns(numeric=["balance"], datetime=["opened_at"], categorical=["account_type", "status"]),
+        Columns(
+            numeric=["balance"], datetime=["opened_at"], categorical=["account_type", "status"]
+        ),
         set(),
     ),
     "transactions": (

@@ -1,0 +1,43 @@
+"""Run every benchmark in ``bench/``; each writes ``bench/results/<name>.md`` and prints it.
+
+Usage::
+
+    python bench/run.py [--quick] [--only NAME]    # or: make bench
+
+``--quick`` uses smaller sizes (a few minutes in all); without it the sizes are those the
+goals name. ``--only`` runs one benchmark (repeatable).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a script: make the repository importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.evaluation import BENCHMARKS  # noqa: E402
+from bench.store_latency import BENCHMARKS as STORE_BENCHMARKS  # noqa: E402
+
+BENCHMARKS = {**BENCHMARKS, **STORE_BENCHMARKS}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="smaller sizes, a few minutes")
+    parser.add_argument(
+        "--only", action="append", choices=sorted(BENCHMARKS), help="run only this benchmark"
+    )
+    args = parser.parse_args(argv)
+    for name in args.only or list(BENCHMARKS):
+        start = time.perf_counter()
+        print(f"== {name} ...", flush=True)
+        print(BENCHMARKS[name](args.quick), flush=True)
+        print(f"== {name} took {time.perf_counter() - start:.0f} s\n", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
