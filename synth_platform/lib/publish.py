@@ -21,8 +21,8 @@ therefore sees every table of the group old or every table new, never a mix, and
 killed at any instant leaves the previous state serving: the next publisher removes what the
 dead one staged and repairs a catalog that lags `STATE.json`. Readers never open a file that a
 writer holds open, so DuckDB's one-writer rule never bites, and the files of a release that
-retention drops are deleted one publication later, never under a reader of the catalog that
-still lists them.
+retention drops stay for `RETIRE_GRACE_S` (600 s by default, `SYNTH_RETIRE_GRACE_S`) so that a
+reader of a catalog that still lists it can finish; a later publication deletes them.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ import fcntl
 import json
 import os
 import shutil
+import time
 import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -47,6 +48,9 @@ from synth_platform.lib.lake import LakeConfig, expire_snapshots, publish_to_lak
 
 CATALOG = "catalog.duckdb"
 STATE = "STATE.json"
+RETIRE_GRACE_S = float(os.environ.get("SYNTH_RETIRE_GRACE_S", "600"))
+"""Seconds a release dropped by retention keeps its files, so that a reader who opened the
+catalog listing it just before the switch can finish its queries."""
 LAKE_DIR = "lake"  # the embedded DuckLake (SQLite metadata + Parquet data), when enabled
 
 
@@ -124,9 +128,17 @@ def _write_atomic(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def _remove_uncommitted(store: Path, state: Mapping[str, Any]) -> None:
+def _retired_in_grace(state: Mapping[str, Any], table: str, now: float, grace: float) -> set[str]:
+    retired = (state.get("retired") or {}).get(table, {})
+    return {v for v, at in retired.items() if now - float(at) < grace}
+
+
+def _remove_uncommitted(
+    store: Path, state: Mapping[str, Any], *, grace_s: float = RETIRE_GRACE_S
+) -> None:
     """Delete what a killed publisher staged (temp files, a temp catalog's WAL, temp dirs,
-    versions STATE does not list) and the releases the previous publication retired."""
+    versions STATE does not list) and releases retired more than `grace_s` seconds ago."""
+    now = time.time()
     for pattern in (".*.tmp", ".*.tmp.wal"):
         for tmp in store.glob(pattern):
             tmp.unlink(missing_ok=True)
@@ -137,6 +149,7 @@ def _remove_uncommitted(store: Path, state: Mapping[str, Any]) -> None:
     )
     for table_dir in table_dirs:
         committed = set((state["tables"].get(table_dir.name) or {}).get("versions", []))
+        committed |= _retired_in_grace(state, table_dir.name, now, grace_s)
         for tmp in table_dir.glob(".LATEST.*.tmp"):
             tmp.unlink(missing_ok=True)
         for child in table_dir.iterdir():
@@ -165,6 +178,7 @@ def publish_group(
     releases: Mapping[str, Staged],
     keep: int | None = None,
     lake: LakeConfig | None = None,
+    grace: float = RETIRE_GRACE_S,
 ) -> dict[str, Release]:
     """Publish approved candidates of several tables as one atomic change of the store.
 
@@ -172,8 +186,9 @@ def publish_group(
         store: Root of the public store.
         releases: Table name (a plain identifier) -> its approved candidate and manifest.
         keep: Keep at most this many releases per table (the latest is never pruned). The
-            files of a release pruned here are deleted by the next publication, so that a
-            reader who opened the catalog just before this one's swap can still read them.
+            files of a release pruned here are deleted by a publication at least `grace`
+            seconds later, so that a reader who opened an older catalog can still read them.
+        grace: Seconds a retired release keeps its files.
 
     Raises:
         PublicationError: a candidate is missing or the store cannot be written; the store
@@ -192,7 +207,7 @@ def publish_group(
         raise PublicationError(f"keep must be at least 1, got {keep}")
     with _store_lock(store):
         state = read_state(store)
-        _remove_uncommitted(store, state)
+        _remove_uncommitted(store, state, grace_s=grace)
         published_at = datetime.now(UTC).isoformat(timespec="seconds")
         generation = int(state.get("generation", 0)) + 1
         out: dict[str, Release] = {}
@@ -221,18 +236,25 @@ def publish_group(
                 raise PublicationError(f"table '{table}': could not write release: {exc}") from exc
             out[table] = Release(table, version, table_dir / version, full)
         tables = {t: dict(e) for t, e in state["tables"].items()}
+        now = time.time()
+        retired = {
+            t: {v: at for v, at in vs.items() if v in _retired_in_grace(state, t, now, grace)}
+            for t, vs in (state.get("retired") or {}).items()
+        }
         for table, rel in out.items():
             versions = [*tables.get(table, {}).get("versions", []), rel.version]
             if keep is not None and len(versions) > keep:
-                # Retired, not deleted yet: the catalog being replaced may still be open in a
-                # reader that is about to read them. The next publication (or `repair`)
-                # deletes them with whatever else STATE does not list.
+                # Retired, not deleted yet: a catalog that lists them may still be open in a
+                # reader. A publication after the grace period deletes them.
+                for v in versions[:-keep]:
+                    retired.setdefault(table, {})[v] = now
                 versions = versions[-keep:]
             tables[table] = {"latest": rel.version, "versions": versions}
         new_state = {
             "generation": generation,
             "committed_at": published_at,
             "tables": dict(sorted(tables.items())),
+            "retired": {t: vs for t, vs in sorted(retired.items()) if vs},
         }
         _write_atomic(store / STATE, json.dumps(new_state, indent=2) + "\n")  # commit point
         build_catalog(store, state=new_state)

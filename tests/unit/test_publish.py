@@ -141,3 +141,18 @@ def test_a_store_from_before_state_json_keeps_its_releases(tmp_path):
     (store / "STATE.json").unlink()
     publish_release(store=store, table="t", candidate=_candidate(tmp_path, 4), manifest={})
     assert [r.version for r in list_releases(store, "t")] == ["v000001", "v000002"]
+
+
+def test_retired_release_files_outlive_the_switch_for_the_grace_period(tmp_path):
+    from synth_platform.lib.publish import Staged, publish_group
+
+    store = tmp_path / "public"
+    for i in range(3):
+        publish_group(store=store, releases={"t": Staged(_candidate(tmp_path, i + 1), {})},
+                      keep=1)  # fmt: skip
+    # v1 and v2 are retired (not listed) but their files stay for a reader of an old catalog.
+    assert [r.version for r in list_releases(store, "t")] == ["v000003"]
+    assert (store / "t" / "v000001" / "data.parquet").exists()
+    publish_group(store=store, releases={"t": Staged(_candidate(tmp_path, 9), {})}, keep=1,
+                  grace=0)  # fmt: skip
+    assert sorted(p.name for p in (store / "t").glob("v*")) == ["v000003", "v000004"]
