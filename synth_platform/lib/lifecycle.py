@@ -679,13 +679,11 @@ def approved_gates(*, home: SynthHome, table: str) -> dict[str, dict[str, Any]]:
     Publication re-checks this itself, so a candidate is never published because a run
     skipped its checks (e.g. materializing `<table>_published` alone).
     """
-    paths = paths_for(home, table)
-    cand = _read_json(paths.candidate_info, table=table, step=f"{table}_synthetic")
+    recorded = current_gates(home=home, table=table)
     verdicts, failures = {}, []
     for kind in gx_suites.GATE_KINDS:
-        p = paths.gate(kind)
-        v = json.loads(p.read_text()) if p.exists() else None
-        if v is None or v["candidate_id"] != cand["candidate_id"]:
+        v = recorded.get(kind)
+        if v is None:
             failures.append(f"{kind} (not evaluated for the current candidate)")
         elif not v["passed"]:
             failures.append(f"{kind} (score {v['score']:.4g}, threshold {v['threshold']})")
