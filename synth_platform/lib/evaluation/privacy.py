@@ -544,6 +544,8 @@ def _one_hot(codes: np.ndarray, width: int, value: float) -> np.ndarray:
 _MISSING = 8.0  # feature value of a missing numeric cell; present values lie in [-1, 2]
 _QUERY_TILE = 8  # query rows per kernel tile
 _REFERENCE_TILE = 256  # reference rows per kernel tile
+_SCREEN_TILE = 256  # reference rows per float32 screening tile
+_SCREEN_QUERY_TILE = 64  # query rows per screening tile (reuse of each reference tile)
 
 
 def _features(scaled: np.ndarray, codes: list[np.ndarray]) -> np.ndarray:
@@ -597,15 +599,214 @@ def _nearest_l1_clipped_kernel(query, reference_t, k, out):  # pragma: no cover 
 def _nearest_l1_clipped(query: np.ndarray, reference_t: np.ndarray, k: int) -> np.ndarray:
     """The ``k`` (1 or 2) smallest ``sum(min(|q - r|, 1))`` per query row, ascending.
 
+    Exact: a float32 pass (twice the SIMD lanes of float64) screens the reference and keeps,
+    per query row, every reference row whose float32 sum lies within a proven rounding margin
+    of the running ``k``-th smallest; those candidates are then re-summed in float64, in the
+    same order and with the same operations as the float64 kernel, so the result is
+    bit-identical to a float64 scan. A query row with more candidates than the buffer holds
+    (many ties inside the final margin) is re-scanned in float64.
+
     Args:
         query: ``(query rows, features)`` float64.
         reference_t: ``(features, reference rows)`` float64, C-contiguous.
         k: 1 or 2 (at most the number of reference rows).
     """
     out = np.empty((query.shape[0], k))
-    if query.shape[0]:
-        _nearest_l1_clipped_kernel(np.ascontiguousarray(query), reference_t, k, out)
+    if query.shape[0] == 0:
+        return out
+    query = np.ascontiguousarray(query)
+    n_features = query.shape[1]
+    if (
+        n_features < _SCREEN_MIN_FEATURES
+        or query.shape[0] * reference_t.shape[1] * n_features < _SCREEN_MIN_WORK
+        or max(np.abs(query).max(), np.abs(reference_t).max()) >= 2**24
+    ):
+        _nearest_l1_clipped_kernel(query, reference_t, k, out)
+        return out
+    query32 = query.astype(np.float32)
+    reference32_t = reference_t.astype(np.float32)
+    margin = np.float32(_screen_margin(n_features))
+    candidates = np.empty((query.shape[0], _CANDIDATES), dtype=np.int64)
+    n_candidates = np.zeros(query.shape[0], dtype=np.int64)
+    dropped = np.full(query.shape[0], np.float32(n_features + 1))  # no candidate lost
+    kth = np.empty(query.shape[0], dtype=np.float32)
+    # Features in decreasing mean distance (estimated on random pairs), so that partial sums
+    # over the first half grow fast and prune most reference rows before the second half.
+    order = _screen_order(query32, reference32_t)
+    split = n_features if n_features < _PRUNE_MIN_FEATURES else int(n_features * _PRUNE_SHARE)
+    _screen_kernel(
+        np.ascontiguousarray(query32[:, order]),
+        np.ascontiguousarray(reference32_t[order]),
+        k,
+        margin,
+        split,
+        candidates,
+        n_candidates,
+        dropped,
+        kth,
+    )
+    _recheck_kernel(query, reference_t, k, candidates, n_candidates, out)
+    # A row lost from a full buffer could still qualify when it lies within the final margin.
+    overflow = np.flatnonzero(dropped <= kth + margin)
+    if overflow.size:
+        rescanned = np.empty((overflow.size, k))
+        _nearest_l1_clipped_kernel(np.ascontiguousarray(query[overflow]), reference_t, k, rescanned)
+        out[overflow] = rescanned
     return out
+
+
+_SCREEN_MIN_FEATURES = 4  # below, the float64 kernel alone (the screen gains little)
+# Below this many row-pair features the float64 kernel alone is as fast (measured, 2 cores:
+# 2,000 x 2,000 x 50 took 0.031 s screened vs 0.026 s; 5,000 x 5,000 x 50 0.097 vs 0.106 s).
+_SCREEN_MIN_WORK = 1_000_000_000
+_PRUNE_MIN_FEATURES = 16  # from this many features on, the screen prunes on half of them
+_PRUNE_SHARE = 0.55  # measured best of 0.35-1.0 on the 50-column bench table
+_CANDIDATES = 32  # float32 candidates kept per query row before falling back to float64
+_UNIT = 2.0**-24  # float32 unit roundoff
+
+
+def _screen_order(query: np.ndarray, reference_t: np.ndarray, pairs: int = 2048) -> np.ndarray:
+    """Feature order by decreasing mean clipped distance over seeded random row pairs."""
+    rng = np.random.default_rng(0)
+    q = query[rng.integers(0, query.shape[0], pairs)]
+    r = reference_t[:, rng.integers(0, reference_t.shape[1], pairs)].T
+    return np.argsort(-np.minimum(np.abs(q - r), 1).mean(axis=0), kind="stable")
+
+
+def _screen_margin(n_features: int) -> float:
+    """Twice a bound on ``|float32 sum - exact sum|`` for one row pair, with 2x slack.
+
+    Every feature value lies in ``[-2**24, 2**24]`` but only values in ``[-1, 8]`` (scaled
+    numerics, the missing sentinel) round; a clipped per-feature distance then errs by at
+    most ``(8 + 8 + 9) u`` (``u = 2**-24``; clipping at 1 does not add error), and summing
+    ``F`` terms of at most 1 in any order adds at most ``(F - 1) u F``. A row whose exact
+    distance is at most the exact ``k``-th smallest has a float32 sum within twice that
+    bound of the float32 ``k``-th smallest.
+    """
+    bound = 25 * _UNIT * n_features + (n_features - 1) * _UNIT * n_features
+    return 2 * 2 * bound
+
+
+@numba.njit(parallel=True, cache=True, nogil=True, fastmath=True)
+def _screen_kernel(
+    query, reference_t, k, margin, split, candidates, n_candidates, dropped, kth
+):  # pragma: no cover
+    n_query, n_features = query.shape
+    n_reference = reference_t.shape[1]
+    n_tiles = (n_query + _SCREEN_QUERY_TILE - 1) // _SCREEN_QUERY_TILE
+    one = np.float32(1.0)
+    capacity = candidates.shape[1]
+    for tile in numba.prange(n_tiles):
+        q0 = tile * _SCREEN_QUERY_TILE
+        nq = min(_SCREEN_QUERY_TILE, n_query - q0)
+        acc = np.empty((_SCREEN_QUERY_TILE, _SCREEN_TILE), dtype=np.float32)
+        kept_distance = np.empty((_SCREEN_QUERY_TILE, capacity), dtype=np.float32)
+        # Finite "infinity" (fastmath assumes no inf): every sum is at most n_features.
+        best = np.full((_SCREEN_QUERY_TILE, 2), np.float32(n_features + 1))
+        survivor = np.empty(_SCREEN_TILE, dtype=np.int64)
+        total = np.empty(_SCREEN_TILE, dtype=np.float32)
+        for r0 in range(0, n_reference, _SCREEN_TILE):
+            nr = min(_SCREEN_TILE, n_reference - r0)
+            acc[:, :nr] = np.float32(0.0)
+            for f in range(split):
+                row = reference_t[f, r0 : r0 + nr]
+                for qi in range(nq):
+                    v = query[q0 + qi, f]
+                    a = acc[qi]
+                    for j in range(nr):
+                        d = v - row[j]
+                        d = d if d >= 0 else -d
+                        a[j] += d if d < one else one
+            for qi in range(nq):
+                q = q0 + qi
+                n = n_candidates[q]
+                distance = kept_distance[qi]
+                b0 = best[qi, 0]
+                b1 = best[qi, 1]
+                bound = (b0 if k == 1 else b1) + margin
+                a = acc[qi]
+                # Rows whose partial sum over the first `split` features already exceeds the
+                # bound cannot qualify (the remaining terms are >= 0; float addition of
+                # non-negative terms never decreases a sum): select the others in blocks,
+                # skipping blocks whose smallest partial sum is too large.
+                m = 0
+                for b in range(0, nr, 32):
+                    e = min(nr, b + 32)
+                    lowest = a[b]
+                    for j in range(b + 1, e):  # vectorised
+                        lowest = min(lowest, a[j])
+                    if lowest > bound:
+                        continue
+                    for j in range(b, e):
+                        survivor[m] = j
+                        m += a[j] <= bound
+                if m == 0:
+                    continue
+                for t in range(m):
+                    total[t] = a[survivor[t]]
+                for f in range(split, n_features):  # finish the survivors' sums
+                    v = query[q, f]
+                    row = reference_t[f, r0 : r0 + nr]
+                    for t in range(m):
+                        d = v - row[survivor[t]]
+                        d = d if d >= 0 else -d
+                        total[t] += d if d < one else one
+                for t in range(m):
+                    d = total[t]
+                    j = survivor[t]
+                    if d <= bound:
+                        if d < b1:
+                            if d < b0:
+                                b1 = b0
+                                b0 = d
+                            else:
+                                b1 = d
+                            bound = (b0 if k == 1 else b1) + margin
+                        if n == capacity:  # drop candidates the tighter bound excludes
+                            kept = 0
+                            for u in range(n):
+                                if distance[u] <= bound:
+                                    distance[kept] = distance[u]
+                                    candidates[q, kept] = candidates[q, u]
+                                    kept += 1
+                            n = kept
+                            if n == capacity:  # full of near-ties: remember the smallest lost
+                                dropped[q] = min(dropped[q], d)
+                                continue
+                        distance[n] = d
+                        candidates[q, n] = r0 + j
+                        n += 1
+                n_candidates[q] = n
+                best[qi, 0] = b0
+                best[qi, 1] = b1
+        for qi in range(nq):
+            kth[q0 + qi] = best[qi, 0] if k == 1 else best[qi, 1]
+
+
+@numba.njit(parallel=True, cache=True, nogil=True)
+def _recheck_kernel(query, reference_t, k, candidates, n_candidates, out):  # pragma: no cover
+    n_query, n_features = query.shape
+    for q in numba.prange(n_query):
+        n = n_candidates[q]
+        if n > candidates.shape[1]:
+            continue
+        b0 = np.inf
+        b1 = np.inf
+        for t in range(n):
+            r = candidates[q, t]
+            d = 0.0
+            for f in range(n_features):
+                e = abs(query[q, f] - reference_t[f, r])
+                d += e if e < 1.0 else 1.0
+            if d < b1:
+                if d < b0:
+                    b1 = b0
+                    b0 = d
+                else:
+                    b1 = d
+        out[q, 0] = b0
+        if k == 2:
+            out[q, 1] = b1
 
 
 # ---------------------------------------------------------------------- random baseline

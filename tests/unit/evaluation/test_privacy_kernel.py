@@ -59,3 +59,52 @@ def test_exact_copies_compare_categories_by_text():
         baseline=False,
     )
     assert report.exact_copies_train == 2
+
+
+def _mixed_features(rng: np.random.Generator, rows: int, n_features: int) -> np.ndarray:
+    """Scaled numerics in [-1, 2] with missing sentinels, and integer category codes."""
+    out = np.where(
+        rng.random((rows, n_features)) < 0.05, 8.0, rng.uniform(-1, 2, (rows, n_features))
+    )
+    codes = n_features // 3
+    out[:, :codes] = rng.integers(0, 7, size=(rows, codes))
+    return out
+
+
+@pytest.mark.parametrize("n_features", [3, 9, 20, 40])
+@pytest.mark.parametrize("k", [1, 2])
+def test_float32_screen_is_bit_identical_to_the_float64_scan(n_features, k, monkeypatch):
+    monkeypatch.setattr(privacy_module, "_SCREEN_MIN_WORK", 0)  # screen even small problems
+    # 3 features: float64 only; 9: float32 screen; 20 and 40: screen with pruning.
+    rng = np.random.default_rng(n_features)
+    reference = _mixed_features(rng, 900, n_features)
+    query = _mixed_features(rng, 257, n_features)
+    query[:20] = reference[:20]  # exact matches
+    query[20:40] = reference[40:60] + rng.normal(0, 1e-6, (20, n_features))  # near ties
+    reference_t = np.ascontiguousarray(reference.T)
+    expected = np.empty((query.shape[0], k))
+    privacy_module._nearest_l1_clipped_kernel(query, reference_t, k, expected)
+    got = privacy_module._nearest_l1_clipped(query, reference_t, k)
+    assert np.array_equal(got, expected)
+
+
+def test_float32_screen_falls_back_when_ties_overflow_its_buffer(monkeypatch):
+    monkeypatch.setattr(privacy_module, "_SCREEN_MIN_WORK", 0)
+    rescanned = []
+    kernel = privacy_module._nearest_l1_clipped_kernel
+
+    def recording(query, *args):
+        rescanned.append(query.shape[0])
+        return kernel(query, *args)
+
+    rng = np.random.default_rng(1)
+    row = _mixed_features(rng, 1, 24)
+    reference = np.vstack([np.repeat(row, 200, axis=0), _mixed_features(rng, 300, 24)])
+    reference[:200, -1] += rng.uniform(0, 1e-5, 200)  # 200 rows inside the rounding margin
+    query = np.vstack([row, _mixed_features(rng, 10, 24)])
+    reference_t = np.ascontiguousarray(reference.T)
+    expected = np.empty((query.shape[0], 2))
+    kernel(query, reference_t, 2, expected)
+    monkeypatch.setattr(privacy_module, "_nearest_l1_clipped_kernel", recording)
+    assert np.array_equal(privacy_module._nearest_l1_clipped(query, reference_t, 2), expected)
+    assert rescanned == [1]  # only the tied query row went back to float64
