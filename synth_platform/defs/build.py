@@ -1,4 +1,5 @@
-"""Assemble the Definitions: dbt assets, per-table synthetic assets, jobs, schedule."""
+"""Assemble the Definitions: dbt assets, per-group and per-table synthetic assets, jobs,
+schedule."""
 
 from __future__ import annotations
 
@@ -10,10 +11,12 @@ import dagster as dg
 from dagster_dbt import DbtCliResource, get_asset_key_for_model
 
 from synth_platform.defs.dbt import DBT_PROJECT_DIR, build_dbt_assets, dbt_project, load_manifest
+from synth_platform.defs.groups import group_definitions
 from synth_platform.defs.resources import PROJECT_ROOT, MlflowResource, SynthHomeResource
 from synth_platform.defs.source import demo_bank_source
 from synth_platform.defs.tables import table_definitions
 from synth_platform.lib.home import SynthHome
+from synth_platform.lib.multitable import groups_from_specs
 from synth_platform.lib.specs import specs_from_manifest
 
 REFRESH_JOB = "synthetic_refresh"
@@ -43,8 +46,20 @@ def build_definitions(
 
     assets: list[dg.AssetsDefinition] = [demo_bank_source, dbt_defs]
     checks: list[dg.AssetChecksDefinition] = []
+    upstream = {m.name: get_asset_key_for_model([dbt_defs], m.name) for m in specs}
+    by_name = {m.name: m for m in specs}
+    # Models related by dbt `relationships` tests are synthesized together (errors name both
+    # models of a cycle or of a reference to a model that is not opted in).
+    groups = groups_from_specs(specs)
+    grouped = {t for g in groups for t in g.tables}
+    for group in groups:
+        a, c = group_definitions(group, by_name, upstream)
+        assets += a
+        checks += c
     for model in specs:
-        a, c = table_definitions(model, get_asset_key_for_model([dbt_defs], model.name))
+        if model.name in grouped:
+            continue
+        a, c = table_definitions(model, upstream[model.name])
         assets += a
         checks += c
 

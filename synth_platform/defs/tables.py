@@ -1,6 +1,9 @@
-"""Per opted-in dbt model: split → synthesizer → synthetic (+3 blocking checks) → published."""
+"""Per opted-in dbt model: split → synthesizer → synthetic (+3 blocking checks) → published.
+
+The builders are shared with `groups.py`, which wires tables synthesized as a group."""
 
 from collections.abc import Sequence
+from typing import Any
 
 import dagster as dg
 import pandas as pd
@@ -9,6 +12,7 @@ from synth_platform.defs.dbt import WAREHOUSE_POOL
 from synth_platform.defs.resources import MlflowResource, SynthHomeResource
 from synth_platform.lib import lifecycle
 from synth_platform.lib.expectations import GATE_KINDS
+from synth_platform.lib.publish import Release
 from synth_platform.lib.specs import ModelSpec
 
 GATE_DESCRIPTIONS = {
@@ -53,26 +57,36 @@ def _report_link(home, table: str) -> dict[str, dg.MetadataValue]:
     return {"evaluation_report": dg.MetadataValue.path(str(path))} if path.exists() else {}
 
 
-def table_definitions(
-    model: ModelSpec, upstream: dg.AssetKey
-) -> tuple[list[dg.AssetsDefinition], list[dg.AssetChecksDefinition]]:
-    """Assets and checks of one synthetic table, named after the data they hold."""
+def split_asset(
+    model: ModelSpec,
+    upstream: dg.AssetKey,
+    *,
+    group: str,
+    parents: tuple[lifecycle.ParentKey, ...] = (),
+) -> dg.AssetsDefinition:
+    """`<t>_split`: the seeded train/holdout split (after its parents' splits in a group)."""
     t = model.name
-    group = f"synthetic_{t}"
-    split_key, synth_key = dg.AssetKey(f"{t}_split"), dg.AssetKey(f"{t}_synthesizer")
-    cand_key, pub_key = dg.AssetKey(f"{t}_synthetic"), dg.AssetKey(f"{t}_published")
-    tags = {"synth_platform/table": t}
+    deps = [upstream, *dict.fromkeys(dg.AssetKey(f"{p.parent}_split") for p in parents)]
+    follows = (
+        " Rows follow their parent rows ("
+        + ", ".join(f"`{p.column}` -> `{p.parent}`" for p in parents)
+        + "), so held-out families stay together."
+        if parents
+        else ""
+    )
 
     @dg.asset(
-        key=split_key, deps=[upstream], group_name=group, kinds={"duckdb", "parquet"},
-        pool=WAREHOUSE_POOL, tags=tags,
-        description=f"Seeded, stable train/holdout split of `{t}` (private; holdout never trains).",
+        key=dg.AssetKey(f"{t}_split"), deps=deps, group_name=group, kinds={"duckdb", "parquet"},
+        pool=WAREHOUSE_POOL, tags={"synth_platform/table": t},
+        description=f"Seeded, stable train/holdout split of `{t}` (private; holdout never "
+        f"trains).{follows}",
     )  # fmt: skip
     def split(synth: SynthHomeResource) -> dg.MaterializeResult:
-        r = lifecycle.split_table(home=synth.home.ensure(), model=model)
+        r = lifecycle.split_table(home=synth.home.ensure(), model=model, parents=parents)
         m = r.metadata
         kinds = [{"column": c, "treated_as": k} for k, cols in (
-            ("key", [m.primary_key] if m.primary_key else []), ("numeric", m.numeric),
+            ("key", [m.primary_key] if m.primary_key else []),
+            ("foreign key (re-keyed)", list(m.foreign_keys)), ("numeric", m.numeric),
             ("datetime", m.datetime), ("categorical", m.categorical), ("pii (faked)", m.pii),
         ) for c in cols]  # fmt: skip
         return dg.MaterializeResult(
@@ -86,8 +100,16 @@ def table_definitions(
             data_version=dg.DataVersion(r.source_fingerprint[:16]),
         )
 
+    return split
+
+
+def synthesizer_asset(model: ModelSpec, *, group: str) -> dg.AssetsDefinition:
+    """`<t>_synthesizer`: the single-table SDV fit, one MLflow run."""
+    t = model.name
+
     @dg.asset(
-        key=synth_key, deps=[split_key], group_name=group, kinds={"sdv", "mlflow"}, tags=tags,
+        key=dg.AssetKey(f"{t}_synthesizer"), deps=[dg.AssetKey(f"{t}_split")], group_name=group,
+        kinds={"sdv", "mlflow"}, tags={"synth_platform/table": t},
         description=f"SDV `{model.spec.synthesizer}` fitted on `{t}` training rows; one MLflow "
         "run per fit with the model registered.",
     )  # fmt: skip
@@ -108,24 +130,43 @@ def table_definitions(
             }
         )
 
+    return synthesizer
+
+
+def candidate_metadata(r: lifecycle.CandidateResult) -> dict[str, Any]:
+    """Metadata of a `<t>_synthetic` materialization."""
+    preview = pd.read_parquet(r.path).head(5)
+    return {
+        "candidate_id": r.candidate_id,
+        "dagster/row_count": r.rows,
+        "seed": r.seed,
+        "sample_seconds": round(r.sample_seconds, 3),
+        "mlflow_run_id": r.run_id,
+        "preview": dg.MetadataValue.md(preview.to_markdown(index=False)),
+    }
+
+
+def synthetic_asset(model: ModelSpec, *, group: str) -> dg.AssetsDefinition:
+    """`<t>_synthetic`: the seeded candidate sample (private until the gates pass)."""
+    t = model.name
+
     @dg.asset(
-        key=cand_key, deps=[synth_key], group_name=group, kinds={"parquet"}, tags=tags,
+        key=dg.AssetKey(f"{t}_synthetic"), deps=[dg.AssetKey(f"{t}_synthesizer")],
+        group_name=group, kinds={"parquet"}, tags={"synth_platform/table": t},
         description=f"Seeded synthetic sample of `{t}`, written in batches: a private "
         "candidate until every blocking check passes.",
     )  # fmt: skip
     def synthetic(synth: SynthHomeResource) -> dg.MaterializeResult:
         r = lifecycle.sample_table(home=synth.home.ensure(), model=model)
-        preview = pd.read_parquet(r.path).head(5)
-        return dg.MaterializeResult(
-            metadata={
-                "candidate_id": r.candidate_id,
-                "dagster/row_count": r.rows,
-                "seed": r.seed,
-                "sample_seconds": round(r.sample_seconds, 3),
-                "mlflow_run_id": r.run_id,
-                "preview": dg.MetadataValue.md(preview.to_markdown(index=False)),
-            }
-        )
+        return dg.MaterializeResult(metadata=candidate_metadata(r))
+
+    return synthetic
+
+
+def gate_checks(model: ModelSpec) -> list[dg.AssetChecksDefinition]:
+    """The three blocking per-table checks on `<t>_synthetic`."""
+    t = model.name
+    cand_key = dg.AssetKey(f"{t}_synthetic")
 
     def make_check(kind: str) -> dg.AssetChecksDefinition:
         @dg.asset_check(
@@ -174,8 +215,36 @@ def table_definitions(
 
         return check
 
+    return [make_check(k) for k in GATE_KINDS]
+
+
+def release_metadata(synth: SynthHomeResource, t: str, release: Release) -> dict[str, Any]:
+    """Metadata of a `<t>_published` materialization."""
+    catalog = synth.home.public_dir / "catalog.duckdb"
+    return {
+        "version": release.version,
+        "dagster/row_count": release.manifest["rows"],
+        "data": dg.MetadataValue.path(str(release.data)),
+        "catalog": dg.MetadataValue.path(str(catalog)),
+        "query": dg.MetadataValue.md(
+            f"```sql\n-- duckdb -readonly {catalog}\nselect * from {t} limit 10;\n"
+            f"select version, published_at, scores from releases "
+            f"where table_name = '{t}' and is_latest;\n```"
+        ),
+        "scores": dg.MetadataValue.json(release.manifest["scores"]),
+        "mlflow_run_id": release.manifest["mlflow_run_id"],
+        **_headline_scores(release.manifest["scores"]),
+        **_report_link(synth.home, t),
+    }
+
+
+def published_asset(model: ModelSpec, *, group: str) -> dg.AssetsDefinition:
+    """`<t>_published`: the versioned public release, written only when every gate passed."""
+    t = model.name
+
     @dg.asset(
-        key=pub_key, deps=[cand_key], group_name=group, kinds={"parquet", "duckdb"}, tags=tags,
+        key=dg.AssetKey(f"{t}_published"), deps=[dg.AssetKey(f"{t}_synthetic")],
+        group_name=group, kinds={"parquet", "duckdb"}, tags={"synth_platform/table": t},
         description=f"Published synthetic `{t}`: a versioned, immutable release in the public "
         "store, written only when every blocking check on the candidate passed.",
     )  # fmt: skip
@@ -183,24 +252,23 @@ def table_definitions(
         release = lifecycle.publish_table(
             home=synth.home.ensure(), model=model, keep=synth.keep_releases
         )
-        catalog = synth.home.public_dir / "catalog.duckdb"
         return dg.MaterializeResult(
-            metadata={
-                "version": release.version,
-                "dagster/row_count": release.manifest["rows"],
-                "data": dg.MetadataValue.path(str(release.data)),
-                "catalog": dg.MetadataValue.path(str(catalog)),
-                "query": dg.MetadataValue.md(
-                    f"```sql\n-- duckdb -readonly {catalog}\nselect * from {t} limit 10;\n"
-                    f"select version, published_at, scores from releases "
-                    f"where table_name = '{t}' and is_latest;\n```"
-                ),
-                "scores": dg.MetadataValue.json(release.manifest["scores"]),
-                "mlflow_run_id": release.manifest["mlflow_run_id"],
-                **_headline_scores(release.manifest["scores"]),
-                **_report_link(synth.home, t),
-            },
+            metadata=release_metadata(synth, t, release),
             data_version=dg.DataVersion(release.version),
         )
 
-    return [split, synthesizer, synthetic, published], [make_check(k) for k in GATE_KINDS]
+    return published
+
+
+def table_definitions(
+    model: ModelSpec, upstream: dg.AssetKey
+) -> tuple[list[dg.AssetsDefinition], list[dg.AssetChecksDefinition]]:
+    """Assets and checks of one standalone synthetic table, named after the data they hold."""
+    group = f"synthetic_{model.name}"
+    assets = [
+        split_asset(model, upstream, group=group),
+        synthesizer_asset(model, group=group),
+        synthetic_asset(model, group=group),
+        published_asset(model, group=group),
+    ]
+    return assets, gate_checks(model)

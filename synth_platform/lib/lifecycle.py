@@ -40,8 +40,8 @@ from synth_platform.lib.metadata import TableMetadata, derive_metadata
 from synth_platform.lib.publish import LAKE_DIR, Release, Staged, publish_group
 from synth_platform.lib.report import GateLine, render_report, write_report
 from synth_platform.lib.specs import ModelSpec
-from synth_platform.lib.split import fingerprint, split_frame
-from synth_platform.lib.synthesis import fit_synthesizer, write_candidate
+from synth_platform.lib.split import fingerprint, holdout_mask
+from synth_platform.lib.synthesis import fit_synthesizer, to_arrow, write_candidate, write_frame
 from synth_platform.lib.tracking import code_version, log_run_artifact, log_training
 
 
@@ -99,6 +99,7 @@ def load_metadata(paths: TablePaths, table: str) -> tuple[TableMetadata, dict]:
         categorical=tuple(m["categorical"]),
         pii=dict(m["pii"]),
         columns=tuple(m["columns"]),
+        foreign_keys=tuple(m.get("foreign_keys", ())),
     )
     return meta, raw["sdv"]
 
@@ -114,18 +115,58 @@ class SplitResult:
     metadata: TableMetadata
 
 
-def split_table(*, home: SynthHome, model: ModelSpec) -> SplitResult:
-    """Read the real table, derive its metadata, and write a seeded train/holdout split."""
+@dataclass(frozen=True)
+class ParentKey:
+    """A foreign key of a table into its parent in the same synthesis group."""
+
+    column: str
+    parent: str
+    parent_column: str
+
+
+def split_table(
+    *, home: SynthHome, model: ModelSpec, parents: tuple[ParentKey, ...] = ()
+) -> SplitResult:
+    """Read the real table, derive its metadata, and write a seeded train/holdout split.
+
+    With ``parents`` (the table is a child in a synthesis group; the parents' splits must
+    exist), a row follows its parent: it is held out exactly when a parent row it references
+    is, so whole families stay on one side and every training key resolves in the parents'
+    training rows. Rows without a resolvable parent key are split on their own key.
+    """
     real = read_real_table(
         warehouse=home.warehouse_db,
         relation=model.relation,
         table=model.name,
         exclude=tuple(model.spec.exclude),
     )
-    meta, sdv = derive_metadata(data=real, model=model)
-    train, holdout = split_frame(
+    meta, sdv = derive_metadata(
+        data=real, model=model, foreign_keys=tuple(dict.fromkeys(p.column for p in parents))
+    )
+    held = holdout_mask(
         real, key=meta.primary_key, holdout=model.spec.holdout, seed=model.spec.seed
     )
+    if parents:
+        own, held = held, np.zeros(len(real), dtype=bool)
+        resolved = np.zeros(len(real), dtype=bool)
+        for p in parents:
+            parent_paths = paths_for(home, p.parent)
+            if not (parent_paths.train.exists() and parent_paths.holdout.exists()):
+                raise SourceError(
+                    f"table '{model.name}': the split of its parent '{p.parent}' is missing; "
+                    f"materialize {p.parent}_split first."
+                )
+            fk = real[p.column]
+            parent_train, parent_holdout = (
+                pd.read_parquet(path, columns=[p.parent_column])[p.parent_column]
+                for path in (parent_paths.train, parent_paths.holdout)
+            )
+            in_holdout = fk.isin(parent_holdout).to_numpy()
+            held |= in_holdout
+            resolved |= in_holdout | fk.isin(parent_train).to_numpy()
+        held |= ~resolved & own
+    train = real.loc[~held].reset_index(drop=True)
+    holdout = real.loc[held].reset_index(drop=True)
     if len(train) < 10 or holdout.empty:
         raise SourceError(
             f"table '{model.name}': {len(real)} rows give {len(train)} training and "
@@ -238,18 +279,24 @@ def _pii_context(
 
 
 def sample_table(
-    *, home: SynthHome, model: ModelSpec, synthesizer: Any | None = None
+    *,
+    home: SynthHome,
+    model: ModelSpec,
+    synthesizer: Any | None = None,
+    frame: pd.DataFrame | None = None,
 ) -> CandidateResult:
     """Sample the candidate synthetic table (private) from the fitted model, in batches.
 
     Args:
         synthesizer: Use this fitted synthesizer instead of the saved one (tests plant
             defective synthesizers this way).
+        frame: Rows already sampled for this table (by a multi-table synthesizer); they are
+            written as the candidate instead of sampling.
     """
     paths = paths_for(home, model.name)
     meta, _ = load_metadata(paths, model.name)
     info = _read_json(paths.model_info, table=model.name, step=f"{model.name}_synthesizer")
-    if synthesizer is None:
+    if synthesizer is None and frame is None:
         with open(paths.model, "rb") as fh:
             synthesizer = cloudpickle.load(fh)
     train_rows = pq.read_metadata(paths.train).num_rows
@@ -262,17 +309,18 @@ def sample_table(
             [pd.read_parquet(p, columns=list(meta.pii)) for p in (paths.train, paths.holdout)],
         )
     start = time.perf_counter()
-    written = write_candidate(
-        synthesizer=synthesizer,
-        metadata=meta,
-        schema=pq.read_schema(paths.train).remove_metadata(),
-        rows=rows,
-        seed=model.spec.seed,
-        batch_size=model.spec.batch_size,
-        path=paths.candidate,
-        null_shares=nulls,
-        forbidden=forbidden,
-    )
+    schema = pq.read_schema(paths.train).remove_metadata()
+    if frame is not None:
+        written = write_frame(
+            frame=frame, metadata=meta, schema=schema, seed=model.spec.seed,
+            path=paths.candidate, null_shares=nulls, forbidden=forbidden,
+        )  # fmt: skip
+    else:
+        written = write_candidate(
+            synthesizer=synthesizer, metadata=meta, schema=schema, rows=rows,
+            seed=model.spec.seed, batch_size=model.spec.batch_size, path=paths.candidate,
+            null_shares=nulls, forbidden=forbidden,
+        )  # fmt: skip
     result = CandidateResult(
         candidate_id=uuid.uuid4().hex,
         rows=written,
@@ -283,6 +331,25 @@ def sample_table(
     )
     _write_json(paths.candidate_info, asdict(result))
     for kind in gx_suites.GATE_KINDS:  # results of an older candidate no longer apply
+        paths.gate(kind).unlink(missing_ok=True)
+    paths.report.unlink(missing_ok=True)
+    return result
+
+
+def replace_candidate(*, home: SynthHome, table: str, frame: pd.DataFrame) -> CandidateResult:
+    """Overwrite a table's candidate with ``frame`` (same schema) under a new candidate id.
+
+    The multi-table path uses it after re-keying children to their synthetic parents.
+    """
+    paths = paths_for(home, table)
+    old = _read_json(paths.candidate_info, table=table, step=f"{table}_synthetic")
+    schema = pq.read_schema(paths.candidate).remove_metadata()
+    tmp = paths.candidate.with_suffix(".parquet.tmp")
+    pq.write_table(to_arrow(frame.reset_index(drop=True), schema), tmp)
+    tmp.replace(paths.candidate)
+    result = CandidateResult(**{**old, "candidate_id": uuid.uuid4().hex, "rows": len(frame)})
+    _write_json(paths.candidate_info, asdict(result))
+    for kind in gx_suites.GATE_KINDS:
         paths.gate(kind).unlink(missing_ok=True)
     paths.report.unlink(missing_ok=True)
     return result
@@ -694,17 +761,18 @@ def approved_gates(*, home: SynthHome, table: str) -> dict[str, dict[str, Any]]:
     return verdicts
 
 
-def publish_table(*, home: SynthHome, model: ModelSpec, keep: int | None = None) -> Release:
-    """Publish the current candidate as a new release, if and only if every gate passed."""
-    verdicts = approved_gates(home=home, table=model.name)
+def release_manifest(
+    *, home: SynthHome, model: ModelSpec, verdicts: dict[str, dict[str, Any]]
+) -> dict[str, Any]:
+    """The manifest of the table's current candidate: lineage, model and every gate score."""
     paths = paths_for(home, model.name)
     cand = _read_json(paths.candidate_info, table=model.name, step=f"{model.name}_synthetic")
     info = _read_json(paths.model_info, table=model.name, step=f"{model.name}_synthesizer")
-    manifest = {
+    return {
         "dbt_model": model.unique_id,
         "rows": cand["rows"],
         "seed": cand["seed"],
-        "synthesizer": model.spec.synthesizer,
+        "synthesizer": info.get("synthesizer", model.spec.synthesizer),
         "synthesizer_parameters": model.spec.parameters,
         "source_fingerprint": info["source_fingerprint"],
         "mlflow_run_id": info["run_id"],
@@ -729,10 +797,31 @@ def publish_table(*, home: SynthHome, model: ModelSpec, keep: int | None = None)
             for kind, v in verdicts.items()
         },
     }
-    out = publish_group(
+
+
+def publish_tables(
+    *,
+    home: SynthHome,
+    models: list[ModelSpec],
+    keep: int | None = None,
+    extra: dict[str, dict[str, Any]] | None = None,
+) -> dict[str, Release]:
+    """Publish the current candidates of ``models`` as one release set (one atomic commit),
+    if and only if every gate of every table passed; ``extra`` adds manifest entries."""
+    verdicts = {m.name: approved_gates(home=home, table=m.name) for m in models}
+    releases = {}
+    for m in models:
+        manifest = release_manifest(home=home, model=m, verdicts=verdicts[m.name])
+        manifest.update((extra or {}).get(m.name, {}))
+        releases[m.name] = Staged(paths_for(home, m.name).candidate, manifest)
+    return publish_group(
         store=home.public_dir,
-        releases={model.name: Staged(paths.candidate, manifest)},
+        releases=releases,
         keep=keep,
         lake=LakeConfig.from_env(home.public_dir / LAKE_DIR),
     )
-    return out[model.name]
+
+
+def publish_table(*, home: SynthHome, model: ModelSpec, keep: int | None = None) -> Release:
+    """Publish the current candidate as a new release, if and only if every gate passed."""
+    return publish_tables(home=home, models=[model], keep=keep)[model.name]

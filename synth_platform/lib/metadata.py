@@ -28,6 +28,7 @@ class TableMetadata:
     categorical: tuple[str, ...]  # includes booleans
     pii: dict[str, str] = field(default_factory=dict)  # column -> Faker provider
     columns: tuple[str, ...] = ()  # output column order
+    foreign_keys: tuple[str, ...] = ()  # keys into a parent of the table's group (re-keyed)
 
     @property
     def modelled(self) -> tuple[str, ...]:
@@ -43,7 +44,7 @@ class TableMetadata:
         """SDV `Metadata.load_from_dict` payload for the modelled columns."""
         cols: dict[str, dict[str, Any]] = {}
         for c in self.modelled:
-            if c == self.primary_key:
+            if c == self.primary_key or c in self.foreign_keys:
                 cols[c] = {"sdtype": "id"}
             else:
                 cols[c] = {"sdtype": sdtypes[c]}
@@ -61,6 +62,7 @@ class TableMetadata:
             "categorical": list(self.categorical),
             "pii": dict(self.pii),
             "columns": list(self.columns),
+            "foreign_keys": list(self.foreign_keys),
         }
 
 
@@ -100,8 +102,21 @@ def derive_sdtypes(*, data: pd.DataFrame, model: ModelSpec) -> dict[str, str]:
     return out
 
 
-def derive_metadata(*, data: pd.DataFrame, model: ModelSpec) -> tuple[TableMetadata, dict]:
-    """Table metadata plus the SDV metadata dict, from the real data and the dbt model."""
+def derive_metadata(
+    *, data: pd.DataFrame, model: ModelSpec, foreign_keys: tuple[str, ...] = ()
+) -> tuple[TableMetadata, dict]:
+    """Table metadata plus the SDV metadata dict, from the real data and the dbt model.
+
+    ``foreign_keys`` (columns referencing a parent in the table's synthesis group) are keys:
+    sdtype ``id``, neither modelled as values nor compared by the per-table metrics (the
+    group gates check them).
+    """
+    missing_fk = sorted(set(foreign_keys) - set(data.columns))
+    if missing_fk:
+        raise UnsupportedColumnError(
+            f"table '{model.name}': foreign key column(s) {missing_fk} are not in the table; "
+            "fix the dbt `relationships` tests or `meta.synthetic.relationships`."
+        )
     missing_pii = sorted(set(model.pii) - set(data.columns))
     if missing_pii:
         raise UnsupportedColumnError(
@@ -115,6 +130,7 @@ def derive_metadata(*, data: pd.DataFrame, model: ModelSpec) -> tuple[TableMetad
             "fix `meta.synthetic.primary_key` or the model's unique/not_null tests."
         )
     sdtypes = derive_sdtypes(data=data, model=model)
+    sdtypes.update({c: "id" for c in foreign_keys})
     by = {k: tuple(c for c, t in sdtypes.items() if t == k and c != pk) for k in sdtypes.values()}
     meta = TableMetadata(
         table=model.name,
@@ -124,5 +140,6 @@ def derive_metadata(*, data: pd.DataFrame, model: ModelSpec) -> tuple[TableMetad
         categorical=by.get("categorical", ()) + by.get("boolean", ()),
         pii=model.pii,
         columns=tuple(data.columns),
+        foreign_keys=tuple(foreign_keys),
     )
     return meta, meta.to_sdv_dict(sdtypes)

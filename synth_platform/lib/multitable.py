@@ -139,16 +139,6 @@ class TableGroup:
         return frozenset(keys)
 
 
-def _kept_relationships(model: ModelSpec) -> tuple[tuple[str, str, str], ...]:
-    """The model's relationships, filtered by ``meta.synthetic.relationships`` when the spec
-    has that field (a list of foreign-key columns to keep; ``[]`` synthesizes it standalone)."""
-    keep = getattr(model.spec, "relationships", None)
-    rels = tuple(dict.fromkeys(model.relationships))  # dbt may declare the same test twice
-    if keep is None:
-        return rels
-    return tuple(r for r in rels if r[0] in set(keep))
-
-
 def groups_from_specs(
     models: Sequence[ModelSpec], *, include_single: bool = False
 ) -> list[TableGroup]:
@@ -171,7 +161,7 @@ def groups_from_specs(
     by_name = {m.name: m for m in models}
     edges: list[Relationship] = []
     for model in sorted(models, key=lambda m: m.name):
-        for column, parent, parent_column in _kept_relationships(model):
+        for column, parent, parent_column in model.foreign_keys:
             if parent not in by_name:
                 raise SpecError(
                     model=model.name,
@@ -185,6 +175,7 @@ def groups_from_specs(
                     ),
                 )
             pk = by_name[parent].primary_key
+            parent_column = parent_column or pk or "(primary key)"
             if pk != parent_column:
                 raise SpecError(
                     model=parent,
@@ -554,26 +545,23 @@ def rekey_children(
     Args:
         group: The group.
         real: Real tables (at least the key columns).
-        synthetic: Synthetic tables; each parent's primary key must be filled and unique. A
-            child may lack its foreign-key column (it is added).
+        synthetic: Synthetic tables; a child may lack its foreign-key column (it is added).
+            Null or duplicate parent keys are skipped (one target per distinct key) and left
+            for :func:`evaluate_integrity` to report.
 
     Returns:
         New frames for every table of the group (children with the foreign keys replaced, in
         the real table's column order where the columns match).
 
     Raises:
-        ValueError: A synthetic parent has no rows but its child has rows that need a key, or
-            a synthetic parent's primary key is null or duplicated.
+        ValueError: A synthetic parent has no keys but its child has rows that need one.
     """
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), 0x6B657973]))
     out = {t: synthetic[t].reset_index(drop=True).copy() for t in group.tables}
     for r in group.relationships:
-        parent_keys = out[r.parent][r.parent_column]
-        if parent_keys.isna().any() or parent_keys.duplicated().any():
-            raise ValueError(
-                f"{r.key}: synthetic '{r.parent}.{r.parent_column}' has null or duplicate "
-                "values; the parent's primary key must be unique"
-            )
+        # A defective parent (null or duplicate keys) is re-keyed against its distinct keys
+        # and left for the gates to block (integrity counts the duplicates), not raised here.
+        parent_keys = out[r.parent][r.parent_column].dropna().drop_duplicates()
         real_child = real[r.child][r.child_column]
         real_counts = children_per_parent(real[r.parent][r.parent_column], real_child)
         null_share = float(real_child.isna().mean()) if len(real_child) else 0.0

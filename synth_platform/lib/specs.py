@@ -121,6 +121,35 @@ class Thresholds(BaseModel):
     inference_risk: float | None = Field(
         None, ge=0, le=1, description="Maximum inference risk (attack-based)."
     )
+    cardinality: float = Field(
+        0.80,
+        ge=0,
+        le=1,
+        description="Minimum children-per-parent fidelity (1 - KS) of each foreign key "
+        "(multi-table groups; set on the child).",
+    )
+    cross_table_trends: float = Field(
+        0.50,
+        ge=0,
+        le=1,
+        description="Minimum Column Pair Trends across each foreign key's join, over the pairs "
+        "whose real data shows a trend (multi-table groups; set on the child).",
+    )
+
+
+class RelationshipSpec(BaseModel):
+    """A foreign key declared in `meta.synthetic.relationships` (overrides dbt's tests)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    column: str = Field(description="Foreign-key column of this model.")
+    parent: str = Field(description="dbt model it references (must be opted in).")
+    parent_column: str | None = Field(
+        None, description="Referenced column (default: the parent's primary key)."
+    )
+
+
+MultiTableStrategy = Literal["auto", "hma", "independent"]
 
 
 class TableSpec(BaseModel):
@@ -153,6 +182,17 @@ class TableSpec(BaseModel):
     attacks: bool = Field(
         True, description="Run the attack-based privacy risks (bounded sample) in the gate."
     )
+    relationships: list[RelationshipSpec] | None = Field(
+        None,
+        description="Foreign keys of this model. Default: read from dbt `relationships` tests; "
+        "a list here replaces them (`[]` synthesizes the model on its own).",
+    )
+    multi_table: MultiTableStrategy = Field(
+        "auto",
+        description="Strategy of the model's group: `hma` (SDV HMASynthesizer), `independent` "
+        "(per-table synthesizers, children re-keyed to synthetic parents) or `auto` (HMA where "
+        "SDV accepts the schema and the group fits the row budget).",
+    )
     thresholds: Thresholds = Field(default_factory=Thresholds)
 
     @model_validator(mode="after")
@@ -173,6 +213,9 @@ class TableSpec(BaseModel):
         attack_bounds = ("singling_out_risk", "linkability_risk", "inference_risk")
         if not self.attacks and any(getattr(self.thresholds, f) is not None for f in attack_bounds):
             raise ValueError("attack risk thresholds need `attacks: true`")
+        for r in self.relationships or ():
+            if r.column in self.pii or r.column in self.exclude:
+                raise ValueError(f"relationship column '{r.column}' is a PII or excluded column")
         bad = {c: p for c, p in self.pii.items() if p not in PII_PROVIDERS}
         if bad:
             raise ValueError(f"unknown PII provider(s) {bad}; allowed: {sorted(PII_PROVIDERS)}")
@@ -222,6 +265,14 @@ class ModelSpec:
     not_null_columns: frozenset[str] = frozenset()
     accepted_values: Mapping[str, tuple[Any, ...]] = field(default_factory=dict)
     relationships: tuple[tuple[str, str, str], ...] = ()  # (column, parent model, parent col)
+
+    @property
+    def foreign_keys(self) -> tuple[tuple[str, str, str | None], ...]:
+        """``(column, parent model, parent column or None for its key)`` per foreign key:
+        `meta.synthetic.relationships` when set, else dbt's `relationships` tests."""
+        if self.spec.relationships is not None:
+            return tuple((r.column, r.parent, r.parent_column) for r in self.spec.relationships)
+        return tuple(dict.fromkeys(self.relationships))  # dbt may declare a test twice
 
     @property
     def primary_key(self) -> str | None:
@@ -318,6 +369,10 @@ def specs_from_manifest(manifest: Mapping[str, Any]) -> list[ModelSpec]:
             + [(f"pii.{c}", c) for c in spec.pii]
             + [(f"sdtypes.{c}", c) for c in spec.sdtypes]
             + ([("target", spec.target)] if spec.target else [])
+            + [
+                (f"relationships.{i}.column", r.column)
+                for i, r in enumerate(spec.relationships or [])
+            ]
         )
         if columns:
             for field_name, col in spec_cols:

@@ -16,6 +16,11 @@ def _row_hashes(df: pd.DataFrame, *, key: str | None, seed: int) -> np.ndarray:
     return pd.util.hash_array(h ^ salt)
 
 
+def holdout_mask(df: pd.DataFrame, *, key: str | None, holdout: float, seed: int) -> np.ndarray:
+    """True for the rows :func:`split_frame` holds out."""
+    return _row_hashes(df, key=key, seed=seed) / np.float64(2**64) < holdout
+
+
 def split_frame(
     df: pd.DataFrame, *, key: str | None, holdout: float, seed: int
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -25,8 +30,7 @@ def split_frame(
     the seed, so reruns put the same rows on the same side even if other rows are added or
     reordered, and holdout rows never reach a synthesizer.
     """
-    u = _row_hashes(df, key=key, seed=seed) / np.float64(2**64)
-    mask = u < holdout
+    mask = holdout_mask(df, key=key, holdout=holdout, seed=seed)
     return df.loc[~mask].reset_index(drop=True), df.loc[mask].reset_index(drop=True)
 
 

@@ -173,6 +173,29 @@ def write_candidate(
     return written
 
 
+def write_frame(
+    *,
+    frame: pd.DataFrame,
+    metadata: TableMetadata,
+    schema: pa.Schema,
+    seed: int,
+    path: Path,
+    null_shares: Mapping[str, float],
+    forbidden: Mapping[str, Collection[str]],
+) -> int:
+    """Write already sampled rows (a multi-table synthesizer's) like :func:`write_candidate`:
+    PII columns added as fresh Faker values, the real table's schema, atomic rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".parquet.tmp")
+    full = add_pii(
+        frame.reset_index(drop=True), metadata=metadata, seed=seed, batch_index=0,
+        null_shares=null_shares, forbidden=forbidden,
+    )  # fmt: skip
+    pq.write_table(to_arrow(full, schema), tmp)
+    tmp.replace(path)
+    return len(full)
+
+
 def to_arrow(df: pd.DataFrame, schema: pa.Schema) -> pa.Table:
     """Convert a batch to the real table's Arrow schema (so every batch matches)."""
     arrays = []

@@ -15,7 +15,8 @@ from mlflow.tracking import MlflowClient
 
 
 class SynthesizerModel(mlflow.pyfunc.PythonModel):
-    """pyfunc wrapper: `predict(pd.DataFrame({"num_rows": [n], "seed": [s]}))` samples rows."""
+    """pyfunc wrapper: `predict(pd.DataFrame({"num_rows": [n], "seed": [s]}))` samples rows;
+    for a multi-table model, `{"scale": [x], "seed": [s], "table": [name]}` returns one table."""
 
     def load_context(self, context: Any) -> None:
         import cloudpickle
@@ -25,6 +26,11 @@ class SynthesizerModel(mlflow.pyfunc.PythonModel):
 
     def predict(self, context: Any, model_input: Any, params: dict | None = None) -> Any:
         row = model_input.iloc[0]
+        if hasattr(self.synthesizer, "sample_scale"):  # multi-table (HMA): one table of it
+            self.synthesizer.reset_sampling()
+            self.synthesizer._numpy_seed = int(row.get("seed", 0)) % 2**32
+            sampled = self.synthesizer.sample_scale(scale=float(row.get("scale", 1.0)))
+            return sampled[str(row["table"])]
         self.synthesizer.reset_sampling()
         self.synthesizer._set_random_state(int(row.get("seed", 0)))
         sampled = self.synthesizer.sample(num_rows=int(row["num_rows"]))
@@ -117,7 +123,13 @@ def log_training(
 
 
 def log_run_artifact(
-    *, tracking_uri: str, run_id: str, name: str, payload: dict | str, metrics: dict | None = None
+    *,
+    tracking_uri: str,
+    run_id: str,
+    name: str,
+    payload: dict | str,
+    metrics: dict | None = None,
+    artifact_path: str = "gates",
 ) -> str:
     """Attach a JSON/HTML report (and metrics) to an existing run; returns its artifact URI."""
     client = MlflowClient(tracking_uri=tracking_uri)
@@ -125,7 +137,7 @@ def log_run_artifact(
         path = Path(tmp) / name
         text = payload if isinstance(payload, str) else json.dumps(payload, indent=2, default=str)
         path.write_text(text)
-        client.log_artifact(run_id, str(path), artifact_path="gates")
+        client.log_artifact(run_id, str(path), artifact_path=artifact_path)
     for k, v in (metrics or {}).items():
         client.log_metric(run_id, k, float(v))
-    return f"{client.get_run(run_id).info.artifact_uri}/gates/{name}"
+    return f"{client.get_run(run_id).info.artifact_uri}/{artifact_path}/{name}"

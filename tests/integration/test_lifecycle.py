@@ -7,6 +7,7 @@ import shutil
 
 import cloudpickle
 import dagster as dg
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -22,6 +23,8 @@ from tests.planted import LeakySynthesizer, NoiseSynthesizer
 
 TABLES = ("accounts", "customers", "transactions")
 SCALE = 0.3  # 300 customers, ~540 accounts, ~4.5k transactions
+# The demo's tables form one group (dbt `relationships` tests): its steps run together.
+GROUP_STEPS = [f"{t}_{step}" for t in TABLES for step in ("synthetic", "published")]
 
 
 @pytest.fixture(scope="module")
@@ -57,6 +60,58 @@ def test_every_opted_in_table_is_published_with_all_checks_passed(env):
         counts = dict(con.sql("select table_name, rows from releases where is_latest").fetchall())
         assert set(counts) == set(TABLES)
         assert con.sql("select count(*) from customers").fetchall()[0][0] == counts["customers"]
+
+
+def test_group_keys_resolve_and_cardinality_passes(env):
+    evals = {e.check_name: e for e in env["result"].get_asset_check_evaluations()}
+    for child in ("accounts", "transactions"):
+        for kind in ("integrity", "cardinality", "cross_table"):
+            assert evals[f"{child}_{kind}"].passed is True, (child, kind)
+        card = evals[f"{child}_cardinality"].metadata
+        assert card["score"].value >= card["threshold"].value == 0.8
+        assert evals[f"{child}_integrity"].metadata["score"].value == 1.0
+    with connect(env["home"].public_dir) as con:
+        orphans = con.sql(
+            "select (select count(*) from accounts a anti join customers c using (customer_id)),"
+            " (select count(*) from transactions t anti join accounts a using (account_id))"
+        ).fetchall()[0]
+        assert orphans == (0, 0)
+        # Children per parent follow the real distribution (1 - KS >= threshold above), and
+        # every table of the group came in one release set.
+        sets = con.sql(
+            "select count(distinct release_set) from releases "
+            "where is_latest and table_name in ('customers', 'accounts', 'transactions')"
+        ).fetchall()[0][0]
+        assert sets == 1
+    manifest = json.loads(
+        (env["home"].public_dir / "transactions" / "v000001" / "manifest.json").read_text()
+    )
+    assert manifest["synthesis_group"]["strategy"] == "independent"  # HMA refuses a 3-table chain
+    assert manifest["synthesis_group"]["relationships"] == [
+        "accounts.customer_id->customers.customer_id",
+        "transactions.account_id->accounts.account_id",
+    ]
+    assert manifest["group_scores"]["integrity"]["metrics"]["orphans__account_id"] == 0
+
+
+def test_group_metadata_is_saved_and_shown(env):
+    home = env["home"]
+    saved = json.loads(
+        (home.private_dir / "_groups" / "customers" / "sdv_metadata.json").read_text()
+    )
+    assert saved["relationships"][0]["child_foreign_key"] == "customer_id"
+    mats = {
+        e.asset_key.to_user_string(): e.materialization.metadata
+        for e in env["result"].get_asset_materialization_events()
+    }
+    shown = mats["customers_group_synthesizer"]
+    assert shown["sdv_multi_table_metadata"].value == saved
+    assert shown["strategy"].value == "independent"
+    client = MlflowClient(tracking_uri=home.mlflow_tracking_uri)
+    run_id = shown["mlflow_runs"].value["accounts"]
+    assert {a.path for a in client.list_artifacts(run_id, "group")} >= {
+        "group/sdv_multi_table_metadata.json"
+    }
 
 
 def test_manifest_records_provenance_and_the_mlflow_run(env):
@@ -101,7 +156,8 @@ def test_evaluation_report_shows_every_score_and_stays_private(env):
     html = (home.table_dir("transactions") / "gates" / "report.html").read_text()
     for needle in ("dcr_share", "nndr_median", "overall", "boundary_adherence", "amount"):
         assert needle in html, needle
-    assert html.count("data:image/png;base64") >= 8  # per column, heatmap, DCR histograms
+    # 5 evaluated columns (the foreign key is checked by the group gates), heatmap, DCR.
+    assert html.count("data:image/png;base64") >= 7
     assert not list(home.public_dir.rglob("*.html"))
 
 
@@ -148,17 +204,71 @@ def _assert_previous_release_intact(home: SynthHome, table: str, version: str) -
         assert con.sql(f"select count(*) from {table}").fetchall()[0][0] > 0
 
 
+def test_children_rekeyed_to_missing_ids_are_blocked_by_integrity(env):
+    from synth_platform.defs.dbt import load_manifest
+    from synth_platform.lib import group as G
+    from synth_platform.lib.multitable import groups_from_specs
+    from synth_platform.lib.specs import specs_from_manifest
+
+    home = env["home"]
+    specs = specs_from_manifest(load_manifest())
+    models = {m.name: m for m in specs}
+    group = groups_from_specs(specs)[0]
+    previous = {t: latest_version(home.public_dir, t) for t in TABLES}
+
+    def random_ids(frames):
+        out = dict(frames)
+        tx = out["transactions"].copy()
+        rng = np.random.default_rng(0)
+        tx["account_id"] = rng.integers(10**9, 2 * 10**9, len(tx))  # no such account
+        out["transactions"] = tx
+        return out
+
+    G.sample_group(home=home, group=group, models=models, tamper=random_ids)
+    verdict = G.evaluate_group_gate(
+        home=home, group=group, models=models, table="transactions", kind="integrity",
+        expectations_dir=env["root"] / "expectations", tracking_uri=home.mlflow_tracking_uri,
+    )  # fmt: skip
+    assert verdict.passed is False
+    assert verdict.metrics["integrity__account_id"] == 0.0
+    assert (
+        verdict.metrics["orphans__account_id"]
+        == pd.read_parquet(home.table_dir("transactions") / "candidate.parquet").shape[0]
+    )
+    assert any("integrity__account_id" in f for f in verdict.failures)
+    for t in TABLES:  # the other gates of the group pass or are pending: only integrity fails
+        for kind in ("fidelity", "privacy", "validity"):
+            lifecycle.evaluate_gate(
+                home=home, model=models[t], kind=kind, tracking_uri=None,
+                expectations_dir=env["root"] / "expectations",
+            )  # fmt: skip
+    with pytest.raises(GateFailedError, match=r"group customers.*transactions: integrity"):
+        G.publish_group_tables(home=home, group=group, models=models)
+    for t in TABLES:
+        _assert_previous_release_intact(home, t, previous[t])
+    with connect(home.public_dir) as con:
+        assert (
+            con.sql(
+                "select count(*) from transactions t anti join accounts a using (account_id)"
+            ).fetchall()[0][0]
+            == 0
+        )
+
+
 def test_planted_leak_is_blocked_by_the_privacy_gate_and_the_release_survives(env):
     home = env["home"]
     before = latest_version(home.public_dir, "accounts")
     train = pd.read_parquet(home.table_dir("accounts") / "train.parquet")
+    previous = {t: latest_version(home.public_dir, t) for t in TABLES}
     _plant(home, "accounts", LeakySynthesizer("accounts", train))
-    result = _run(env["defs"], ["accounts_synthetic", "accounts_published"])
+    result = _run(env["defs"], GROUP_STEPS)
     evals = {e.check_name: e for e in result.get_asset_check_evaluations()}
     assert evals["accounts_privacy"].passed is False
     materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
-    assert "accounts_published" not in materialized
-    _assert_previous_release_intact(home, "accounts", before)
+    # The whole group is held back: no table of it is published without the others.
+    assert not {f"{t}_published" for t in TABLES} & materialized
+    for t in TABLES:
+        _assert_previous_release_intact(home, t, previous[t])
     # Publishing on its own is refused too: the publisher re-checks the verdicts.
     model = next(m for m in _specs(env) if m.name == "accounts")
     with pytest.raises(GateFailedError, match="privacy"):
@@ -176,7 +286,7 @@ def test_planted_noise_is_blocked_by_the_fidelity_gate(env):
         "customers",
         NoiseSynthesizer("customers", train[list(meta.modelled)], meta.primary_key),
     )
-    result = _run(env["defs"], ["customers_synthetic", "customers_published"])
+    result = _run(env["defs"], GROUP_STEPS)
     evals = {e.check_name: e for e in result.get_asset_check_evaluations()}
     assert evals["customers_fidelity"].passed is False
     score = evals["customers_fidelity"].metadata["score"].value
@@ -193,6 +303,9 @@ def test_a_new_model_is_opted_in_by_yml_alone(env, tmp_path):
         "seed": 1,
         "rows": 1000,
         "parameters": {"default_distribution": "gaussian_kde"},
+        # Its dbt `relationships` test to customers would make it a member of the demo's
+        # group; here it is synthesized on its own (a meta override of the dbt test).
+        "relationships": [],
     }
     yml.write_text(yaml.safe_dump(doc))
     defs = build_definitions(
@@ -216,3 +329,32 @@ def test_bad_meta_block_fails_definitions_with_model_and_field(tmp_path):
     yml.write_text(yaml.safe_dump(doc))
     with pytest.raises(SpecError, match=r"dbt model 'accounts'.*meta\.synthetic\.holdout"):
         build_definitions(root=tmp_path / "home", project_dir=project)
+
+
+def _project_with(tmp_path, model: str, synthetic_update: dict):
+    project = tmp_path / "dbt_project"
+    shutil.copytree(DBT_PROJECT_DIR, project, ignore=shutil.ignore_patterns("target", "logs"))
+    yml = project / "models" / "marts" / f"{model}.yml"
+    doc = yaml.safe_load(yml.read_text())
+    doc["models"][0]["config"]["meta"]["synthetic"].update(synthetic_update)
+    yml.write_text(yaml.safe_dump(doc))
+    return project
+
+
+def test_relationship_cycle_names_both_models(tmp_path):
+    # customers -> transactions closes customers <- accounts <- transactions into a cycle.
+    project = _project_with(
+        tmp_path, "customers", {"relationships": [{"column": "region", "parent": "transactions"}]}
+    )
+    with pytest.raises(SpecError, match="cycle") as err:
+        build_definitions(root=tmp_path / "home", project_dir=project)
+    assert "'customers'" in str(err.value) and "'transactions'" in str(err.value)
+
+
+def test_relationship_to_an_unknown_model_names_both_models(tmp_path):
+    project = _project_with(
+        tmp_path, "accounts", {"relationships": [{"column": "customer_id", "parent": "branches"}]}
+    )
+    with pytest.raises(SpecError, match="branches") as err:
+        build_definitions(root=tmp_path / "home", project_dir=project)
+    assert "dbt model 'accounts'" in str(err.value)

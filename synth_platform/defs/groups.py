@@ -1,0 +1,176 @@
+"""Tables synthesized as a group (related by dbt `relationships` tests).
+
+Per group: `<t>_split` per table (children after their parents) → `<group>_group_synthesizer` →
+`<group>_group_synthetic` (one step writing every `<t>_synthetic`) → the per-table blocking checks
+plus, per child table, `<t>_integrity`, `<t>_cardinality` and `<t>_cross_table` →
+`<group>_group_published` (one step publishing every `<t>_published` in one atomic commit).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import dagster as dg
+
+from synth_platform.defs.resources import MlflowResource, SynthHomeResource
+from synth_platform.defs.tables import (
+    _md_table,
+    candidate_metadata,
+    gate_checks,
+    release_metadata,
+    split_asset,
+)
+from synth_platform.lib import group as G
+from synth_platform.lib.multitable import TableGroup
+from synth_platform.lib.specs import ModelSpec
+
+
+def group_definitions(
+    group: TableGroup, models: Mapping[str, ModelSpec], upstream: Mapping[str, dg.AssetKey]
+) -> tuple[list[dg.AssetsDefinition], list[dg.AssetChecksDefinition]]:
+    """Assets and checks of one group (see the module docstring)."""
+    slug = G.group_slug(group)
+    dagster_group = f"synthetic_{slug}"
+    tags = {"synth_platform/group": slug}
+    rels = "; ".join(f"`{r.key}`" for r in group.relationships)
+    assets: list[dg.AssetsDefinition] = [
+        split_asset(models[t], upstream[t], group=dagster_group, parents=G.parent_keys(group, t))
+        for t in group.tables
+    ]
+    checks: list[dg.AssetChecksDefinition] = []
+    synth_key = dg.AssetKey(f"{slug}_group_synthesizer")
+
+    @dg.asset(
+        key=synth_key, deps=[dg.AssetKey(f"{t}_split") for t in group.tables],
+        group_name=dagster_group, kinds={"sdv", "mlflow"}, tags=tags,
+        description=f"Synthesizer of group `{group.name}` ({', '.join(group.tables)}; {rels}): "
+        "SDV HMA where it accepts the schema and the row budget, else one synthesizer per "
+        "table with children re-keyed to synthetic parents (`meta.synthetic.multi_table`).",
+    )  # fmt: skip
+    def synthesizer(synth: SynthHomeResource, mlflow: MlflowResource) -> dg.MaterializeResult:
+        r = G.train_group(
+            home=synth.home.ensure(), group=group, models=models, tracking_uri=mlflow.tracking_uri
+        )
+        return dg.MaterializeResult(
+            metadata={
+                "strategy": r.strategy,
+                "strategy_reason": r.reason,
+                "fit_seconds": round(r.fit_seconds, 3),
+                "rows": dg.MetadataValue.json(r.rows),
+                "mlflow_runs": dg.MetadataValue.json(r.runs),
+                "relationships": _md_table(
+                    [
+                        {
+                            "child": x.child,
+                            "foreign_key": x.child_column,
+                            "parent": x.parent,
+                            "parent_key": x.parent_column,
+                        }  # fmt: skip
+                        for x in group.relationships
+                    ]
+                ),
+                "sdv_multi_table_metadata": dg.MetadataValue.json(r.sdv_metadata),
+            }
+        )
+
+    @dg.multi_asset(
+        name=f"{slug}_group_synthetic",
+        specs=[
+            dg.AssetSpec(
+                f"{t}_synthetic",
+                deps=[synth_key],
+                group_name=dagster_group,
+                kinds={"parquet"},
+                tags={**tags, "synth_platform/table": t},
+                description=f"Seeded synthetic `{t}` sampled with its group `{group.name}`: "
+                "every foreign key points at a synthetic parent row. Private until every "
+                "blocking check of the group passes.",
+            )  # fmt: skip
+            for t in group.tables
+        ],
+        can_subset=False,
+    )
+    def synthetic(synth: SynthHomeResource):
+        out = G.sample_group(home=synth.home.ensure(), group=group, models=models)
+        for t in group.tables:
+            yield dg.MaterializeResult(
+                asset_key=f"{t}_synthetic", metadata=candidate_metadata(out[t])
+            )
+
+    assets += [synthesizer, synthetic]
+    for t in group.tables:
+        checks += gate_checks(models[t])
+    for t in G.children(group):
+        for kind in G.GROUP_GATE_KINDS:
+            checks.append(_group_check(group, models, t, kind))
+
+    @dg.multi_asset(
+        name=f"{slug}_group_published",
+        specs=[
+            dg.AssetSpec(
+                f"{t}_published",
+                deps=[dg.AssetKey(f"{x}_synthetic") for x in group.tables],
+                group_name=dagster_group,
+                kinds={"parquet", "duckdb"},
+                tags={**tags, "synth_platform/table": t},
+                description=f"Published synthetic `{t}`, released together with the rest of "
+                f"group `{group.name}` in one atomic commit, only when every blocking check of "
+                "every table of the group passed.",
+            )  # fmt: skip
+            for t in group.tables
+        ],
+        can_subset=False,
+    )
+    def published(synth: SynthHomeResource):
+        releases = G.publish_group_tables(
+            home=synth.home.ensure(), group=group, models=models, keep=synth.keep_releases
+        )
+        for t in group.tables:
+            release = releases[t]
+            yield dg.MaterializeResult(
+                asset_key=f"{t}_published",
+                metadata={
+                    **release_metadata(synth, t, release),
+                    "release_set": release.manifest.get("release_set", ""),
+                    "group": group.name,
+                },
+                data_version=dg.DataVersion(release.version),
+            )
+
+    assets.append(published)
+    return assets, checks
+
+
+def _group_check(
+    group: TableGroup, models: Mapping[str, ModelSpec], table: str, kind: str
+) -> dg.AssetChecksDefinition:
+    @dg.asset_check(
+        asset=dg.AssetKey(f"{table}_synthetic"), name=f"{table}_{kind}", blocking=True,
+        description=G.GROUP_GATE_DESCRIPTIONS[kind],
+    )  # fmt: skip
+    def check(synth: SynthHomeResource, mlflow: MlflowResource) -> dg.AssetCheckResult:
+        r = G.evaluate_group_gate(
+            home=synth.home.ensure(), group=group, models=models, table=table, kind=kind,
+            expectations_dir=synth.expectations_dir, tracking_uri=mlflow.tracking_uri,
+        )  # fmt: skip
+        metadata = {
+            "score": dg.MetadataValue.float(r.score),
+            "threshold": dg.MetadataValue.float(r.threshold if r.threshold is not None else 0),
+            **{k: v for k, v in r.metrics.items() if isinstance(v, int | float)},
+            "relationships": _md_table(r.relationships),
+            "suite": dg.MetadataValue.path(r.suite_path),
+            "candidates": dg.MetadataValue.json(r.candidates),
+        }
+        if r.report_uri:
+            metadata["full_result"] = dg.MetadataValue.url(r.report_uri)
+        if r.failures:
+            metadata["failures"] = dg.MetadataValue.md("\n".join(f"- {f}" for f in r.failures))
+        return dg.AssetCheckResult(
+            passed=r.passed,
+            severity=dg.AssetCheckSeverity.ERROR,
+            metadata=metadata,
+            description=f"{kind}: {r.score:.4g} vs threshold {r.threshold}"
+            + ("" if r.passed else f" — FAILED: {'; '.join(r.failures[:3])}"),
+        )
+
+    return check

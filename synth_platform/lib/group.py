@@ -1,0 +1,646 @@
+"""The multi-table lifecycle: a group of related tables trained, sampled, gated and published
+together (the orchestration of :mod:`synth_platform.lib.multitable`'s pure functions).
+
+Per group (``customers -> accounts -> transactions`` in the demo):
+
+1. every table is split by :func:`lifecycle.split_table` with its parents, so held-out families
+   stay together and training keys resolve;
+2. :func:`train_group` picks the strategy (:func:`multitable.choose_strategy`), derives the SDV
+   multi-table metadata, and fits either one ``HMASynthesizer`` (one MLflow run for the group)
+   or one single-table synthesizer per table (one run each);
+3. :func:`sample_group` writes every table's candidate: HMA samples the group at once;
+   ``independent`` samples each table and re-keys every child to the synthetic parents;
+4. the per-table gates run unchanged on each candidate, and :func:`evaluate_group_gate` adds,
+   per child table, referential integrity, cardinality and cross-table trends, each validated
+   by a Great Expectations suite (``expectations/<child>.<kind>.json``);
+5. :func:`publish_group_tables` publishes every table of the group in one release set (one
+   atomic commit of the store), only when every gate of every table passed.
+
+Files live in ``SYNTH_HOME/private/_groups/<group>/``; tables keep their own directories.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import cloudpickle
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+
+from synth_platform.lib import expectations as gx_suites
+from synth_platform.lib import lifecycle
+from synth_platform.lib.errors import GateFailedError, SourceError, SpecError
+from synth_platform.lib.home import SynthHome
+from synth_platform.lib.identifiers import safe_identifier
+from synth_platform.lib.multitable import (
+    Strategy,
+    TableGroup,
+    choose_strategy,
+    evaluate_cardinality,
+    evaluate_cross_table_trends,
+    evaluate_integrity,
+    fit_hma,
+    rekey_children,
+    sample_hma,
+    sdv_multi_metadata,
+)
+from synth_platform.lib.publish import Release
+from synth_platform.lib.specs import ModelSpec, Thresholds
+from synth_platform.lib.tracking import code_version, log_run_artifact, log_training
+
+GROUP_GATE_KINDS: tuple[str, ...] = ("integrity", "cardinality", "cross_table")
+"""Blocking gates of a child table in a group, one Great Expectations suite each."""
+
+GROUP_GATE_DESCRIPTIONS = {
+    "integrity": "Referential integrity: every synthetic foreign key of this table points at a "
+    "row of its synthetic parent (100%), and parent keys are unique. Blocks the group.",
+    "cardinality": "Children per parent: 1 - KS between the real and synthetic "
+    "distributions of children per parent row, per foreign key (SDMetrics' "
+    "CardinalityShapeSimilarity). Blocks the group below the threshold.",
+    "cross_table": "Column Pair Trends across each foreign key's join (child x parent "
+    "columns), over the pairs whose real data shows a trend. Blocks the group below the "
+    "threshold.",
+}
+
+#: Metric name prefix -> (threshold field or None for a fixed bound, bound, fixed value).
+_GROUP_METRICS: dict[str, dict[str, tuple[str | None, str, float | None]]] = {
+    "integrity": {
+        "integrity": (None, "min", 1.0),
+        "orphans": (None, "max", 0.0),
+        "duplicate_parent_keys": (None, "max", 0.0),
+    },
+    "cardinality": {"cardinality": ("cardinality", "min", None)},
+    "cross_table": {"cross_table_trends": ("cross_table_trends", "min", None)},
+}
+_HEADLINE = {
+    "integrity": "integrity",
+    "cardinality": "cardinality",
+    "cross_table": "cross_table_trends",
+}
+
+
+# --------------------------------------------------------------------------------- layout
+
+
+def group_slug(group: TableGroup) -> str:
+    """File- and asset-safe name of a group (``a+b`` roots become ``a__b``)."""
+    return safe_identifier(group.name.replace("+", "__"), what="group")
+
+
+@dataclass(frozen=True)
+class GroupPaths:
+    """Files of one group in the private zone."""
+
+    root: Path
+
+    strategy = property(lambda self: self.root / "strategy.json")
+    sdv_metadata = property(lambda self: self.root / "sdv_metadata.json")
+    model = property(lambda self: self.root / "hma.pkl")
+    candidate = property(lambda self: self.root / "candidate.json")
+
+    def gate(self, table: str, kind: str) -> Path:
+        return self.root / "gates" / f"{table}.{kind}.json"
+
+
+def group_paths(home: SynthHome, group: TableGroup) -> GroupPaths:
+    return GroupPaths(home.private_dir / "_groups" / group_slug(group))
+
+
+def parent_keys(group: TableGroup, table: str) -> tuple[lifecycle.ParentKey, ...]:
+    """The foreign keys of ``table`` inside ``group`` (for :func:`lifecycle.split_table`)."""
+    return tuple(
+        lifecycle.ParentKey(r.child_column, r.parent, r.parent_column)
+        for r in group.relationships
+        if r.child == table
+    )
+
+
+def children(group: TableGroup) -> tuple[str, ...]:
+    """Tables of the group that reference a parent (those carrying the group gates)."""
+    return tuple(t for t in group.tables if any(r.child == t for r in group.relationships))
+
+
+def requested_strategy(group: TableGroup, models: Mapping[str, ModelSpec]) -> str:
+    """The group's ``multi_table`` setting: ``auto`` unless a table sets it; tables of one
+    group must agree (the error names both)."""
+    chosen = {t: models[t].spec.multi_table for t in group.tables}
+    explicit = {t: v for t, v in chosen.items() if v != "auto"}
+    if len(set(explicit.values())) > 1:
+        (a, va), (b, vb) = sorted(explicit.items())[:2]
+        raise SpecError(
+            model=a,
+            field="multi_table",
+            problem=(
+                f"'{a}' asks for '{va}' but '{b}' asks for '{vb}', and both belong to group "
+                f"'{group.name}', which is synthesized with one strategy; set the same value "
+                "on both (or on one only)"
+            ),
+        )
+    return next(iter(explicit.values()), "auto")
+
+
+def _write_json(path: Path, payload: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(payload, indent=2, default=str) + "\n")
+    tmp.replace(path)
+
+
+def _read_json(path: Path, *, group: TableGroup, step: str) -> dict[str, Any]:
+    if not path.exists():
+        raise SourceError(
+            f"group '{group.name}': {path.name} is missing; materialize {step} first."
+        )
+    return json.loads(path.read_text())
+
+
+def _frames(home: SynthHome, tables: Sequence[str], *, real: bool) -> dict[str, pd.DataFrame]:
+    """Real rows (train + holdout) or the current candidates, per table."""
+    out = {}
+    for t in tables:
+        p = lifecycle.paths_for(home, t)
+        if real:
+            out[t] = pd.concat(
+                [pd.read_parquet(p.train), pd.read_parquet(p.holdout)], ignore_index=True
+            )
+        else:
+            out[t] = pd.read_parquet(p.candidate)
+    return out
+
+
+# ---------------------------------------------------------------------------------- train
+
+
+@dataclass(frozen=True)
+class GroupTrainResult:
+    strategy: Strategy
+    reason: str
+    rows: dict[str, int]
+    fit_seconds: float
+    runs: dict[str, str]  # table -> MLflow run id
+    sdv_metadata: dict[str, Any] = field(repr=False)
+
+
+def _table_parameters(models: Mapping[str, ModelSpec], tables: Sequence[str]) -> dict[str, dict]:
+    """Per-table GaussianCopula parameters HMA accepts (it refuses ``gaussian_kde``)."""
+    out = {}
+    for t in tables:
+        spec = models[t].spec
+        if spec.synthesizer != "gaussian_copula":
+            continue
+        params = {
+            k: v
+            for k, v in spec.parameters.items()
+            if k
+            in {
+                "default_distribution",
+                "numerical_distributions",
+                "enforce_min_max_values",
+                "enforce_rounding",
+            }  # fmt: skip
+        }
+        if params.get("default_distribution") == "gaussian_kde":
+            params.pop("default_distribution")
+        dists = params.get("numerical_distributions") or {}
+        if any(v == "gaussian_kde" for v in dists.values()):
+            params["numerical_distributions"] = {
+                k: v for k, v in dists.items() if v != "gaussian_kde"
+            }
+        if params:
+            out[t] = params
+    return out
+
+
+def train_group(
+    *, home: SynthHome, group: TableGroup, models: Mapping[str, ModelSpec], tracking_uri: str
+) -> GroupTrainResult:
+    """Choose the strategy, derive the SDV multi-table metadata, fit and record the group."""
+    paths = group_paths(home, group)
+    metas = {t: lifecycle.load_metadata(lifecycle.paths_for(home, t), t) for t in group.tables}
+    train = {t: pd.read_parquet(lifecycle.paths_for(home, t).train) for t in group.tables}
+    rows = {
+        t: len(train[t]) + pq.read_metadata(lifecycle.paths_for(home, t).holdout).num_rows
+        for t in group.tables
+    }
+    strategy, reason = choose_strategy(
+        group,
+        rows,
+        requested=requested_strategy(group, models),  # type: ignore[arg-type]
+    )
+    multi = sdv_multi_metadata(group, train, {t: metas[t][1] for t in group.tables})
+    _write_json(paths.sdv_metadata, multi)
+    runs: dict[str, str] = {}
+    start = time.perf_counter()
+    if strategy == "independent":
+        for t in group.tables:
+            r = lifecycle.train_table(home=home, model=models[t], tracking_uri=tracking_uri)
+            runs[t] = r.run_id
+            log_run_artifact(
+                tracking_uri=tracking_uri, run_id=r.run_id, name="sdv_multi_table_metadata.json",
+                payload={"group": group.name, "strategy": strategy, "reason": reason, **multi},
+                artifact_path="group",
+            )  # fmt: skip
+    else:
+        root = models[group.tables[0]]
+        fit = fit_hma(
+            group=group,
+            frames=train,
+            metadata=multi,
+            seed=root.spec.seed,
+            table_parameters=_table_parameters(models, group.tables),
+        )
+        slug = group_slug(group)
+        fingerprints = {
+            t: json.loads(lifecycle.paths_for(home, t).metadata.read_text())["source_fingerprint"]
+            for t in group.tables
+        }
+        run = log_training(
+            tracking_uri=tracking_uri,
+            artifact_root=home.mlflow_artifacts,
+            table=f"group.{slug}",
+            params={
+                "synthesizer": "hma",
+                "strategy_reason": reason,
+                "tables": ",".join(group.tables),
+                "relationships": ";".join(r.key for r in group.relationships),
+                "seed": root.spec.seed,
+            },
+            tags={
+                "synth_platform.group": group.name,
+                "synth_platform.tables": ",".join(group.tables),
+                "synth_platform.code_version": code_version(),
+                **{f"synth_platform.source_fingerprint.{t}": fp for t, fp in fingerprints.items()},
+            },
+            metrics={"fit_seconds": fit.fit_seconds, **{f"train_rows.{t}": n for t, n in fit.rows.items()}},
+            synthesizer=fit.synthesizer,
+            metadata_json=multi,
+            pip_requirements=lifecycle._pip_requirements(),
+        )  # fmt: skip
+        tmp = paths.model.with_suffix(".pkl.tmp")
+        with open(tmp, "wb") as fh:
+            cloudpickle.dump(fit.synthesizer, fh)
+        tmp.replace(paths.model)
+        for t in group.tables:
+            runs[t] = run.run_id
+            info = lifecycle.TrainResult(
+                run_id=run.run_id,
+                experiment_id=run.experiment_id,
+                model_name=run.model_name,
+                model_version=run.model_version,
+                fit_seconds=fit.fit_seconds,
+                rows=fit.rows[t],
+                columns=len(multi["tables"][t]["columns"]),
+                source_fingerprint=fingerprints[t],
+            )
+            p = lifecycle.paths_for(home, t)
+            _write_json(p.model_info, {**asdict(info), "synthesizer": "hma"})
+            p.model.unlink(missing_ok=True)  # a stale single-table model must not be sampled
+    result = GroupTrainResult(
+        strategy=strategy,
+        reason=reason,
+        rows=rows,
+        fit_seconds=time.perf_counter() - start,
+        runs=runs,
+        sdv_metadata=multi,
+    )
+    _write_json(paths.strategy, asdict(result))
+    return result
+
+
+# --------------------------------------------------------------------------------- sample
+
+Tamper = Callable[[dict[str, pd.DataFrame]], dict[str, pd.DataFrame]]
+
+
+def sample_group(
+    *,
+    home: SynthHome,
+    group: TableGroup,
+    models: Mapping[str, ModelSpec],
+    tamper: Tamper | None = None,
+) -> dict[str, lifecycle.CandidateResult]:
+    """Write the candidate of every table of the group, with keys that resolve.
+
+    Args:
+        tamper: Applied to the sampled frames before they are written (tests plant defects,
+            such as children re-keyed to ids that do not exist, this way).
+    """
+    paths = group_paths(home, group)
+    trained = _read_json(paths.strategy, group=group, step=f"{group_slug(group)}_group_synthesizer")
+    root = models[group.tables[0]]
+    out: dict[str, lifecycle.CandidateResult] = {}
+    if trained["strategy"] == "hma":
+        with open(paths.model, "rb") as fh:
+            synthesizer = cloudpickle.load(fh)
+        scale = root.spec.scale if root.spec.scale is not None else 1.0
+        frames = sample_hma(synthesizer=synthesizer, scale=scale, seed=root.spec.seed)
+        if tamper is not None:
+            frames = tamper(frames)
+        for t in group.tables:
+            out[t] = lifecycle.sample_table(home=home, model=models[t], frame=frames[t])
+    else:
+        for t in group.tables:
+            out[t] = lifecycle.sample_table(home=home, model=models[t])
+        keys = {t: sorted(group.key_columns(t)) for t in group.tables}
+        real = {
+            t: pd.concat(
+                [
+                    pd.read_parquet(lifecycle.paths_for(home, t).train, columns=keys[t]),
+                    pd.read_parquet(lifecycle.paths_for(home, t).holdout, columns=keys[t]),
+                ],
+                ignore_index=True,
+            )
+            for t in group.tables
+        }
+        frames = rekey_children(
+            group=group, real=real, synthetic=_frames(home, group.tables, real=False),
+            seed=root.spec.seed,
+        )  # fmt: skip
+        if tamper is not None:
+            frames = tamper(frames)
+        for t in children(group) if tamper is None else group.tables:
+            out[t] = lifecycle.replace_candidate(home=home, table=t, frame=frames[t])
+    _write_json(
+        paths.candidate,
+        {
+            "strategy": trained["strategy"],
+            "candidates": {t: r.candidate_id for t, r in out.items()},
+            "sampled_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        },
+    )
+    for t in children(group):
+        for kind in GROUP_GATE_KINDS:
+            paths.gate(t, kind).unlink(missing_ok=True)
+    return out
+
+
+# ---------------------------------------------------------------------------------- gates
+
+
+def _metric_suite(table: str, kind: str, fks: Sequence[str], thresholds: Thresholds) -> dict:
+    exps = []
+    for fk in fks:
+        for prefix, (threshold, bound, fixed) in _GROUP_METRICS[kind].items():
+            value = fixed if threshold is None else getattr(thresholds, threshold)
+            kwargs: dict[str, Any] = {"column": f"{prefix}__{fk}"}
+            kwargs["min_value" if bound == "min" else "max_value"] = value
+            exps.append(
+                {"type": gx_suites.BETWEEN, "kwargs": kwargs, "meta": {"threshold": threshold, "bound": bound}}
+            )  # fmt: skip
+    return {
+        "name": f"{table}.{kind}",
+        "expectations": exps,
+        "meta": {
+            "table": table,
+            "kind": kind,
+            "foreign_keys": list(fks),
+            "generated_by": "synth_platform",
+        },
+    }
+
+
+def ensure_group_suite(
+    *, directory: Path, table: str, kind: str, foreign_keys: Sequence[str], thresholds: Thresholds
+) -> Path:
+    """The child's suite for a group gate, written when missing or when it does not cover
+    exactly the table's current foreign keys (a suite that skipped one would let it pass)."""
+    path = Path(directory) / f"{table}.{kind}.json"
+    if path.exists():
+        current = json.loads(path.read_text())
+        columns = {e["kwargs"].get("column") for e in current.get("expectations", [])}
+        wanted = {f"{p}__{fk}" for fk in foreign_keys for p in _GROUP_METRICS[kind]}
+        if columns == wanted:
+            return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".json.tmp")
+    suite = _metric_suite(table, kind, foreign_keys, thresholds)
+    tmp.write_text(json.dumps(suite, indent=2) + "\n")
+    tmp.replace(path)
+    return path
+
+
+@dataclass(frozen=True)
+class GroupGateResult:
+    """The verdict of one group gate on one child table's candidate."""
+
+    group: str
+    table: str
+    kind: str
+    candidates: dict[str, str]
+    passed: bool
+    score: float
+    threshold: float | None
+    metrics: dict[str, Any]
+    relationships: list[dict[str, Any]]
+    failures: list[str]
+    suite_path: str
+    report_uri: str | None
+    evaluated_at: str
+
+
+def _current_candidates(home: SynthHome, tables: Sequence[str]) -> dict[str, str]:
+    out = {}
+    for t in tables:
+        p = lifecycle.paths_for(home, t).candidate_info
+        if not p.exists():
+            raise SourceError(
+                f"table '{t}': candidate.json is missing; materialize {t}_synthetic first."
+            )
+        out[t] = json.loads(p.read_text())["candidate_id"]
+    return out
+
+
+def evaluate_group_gate(
+    *,
+    home: SynthHome,
+    group: TableGroup,
+    models: Mapping[str, ModelSpec],
+    table: str,
+    kind: str,
+    expectations_dir: Path,
+    tracking_uri: str | None,
+) -> GroupGateResult:
+    """Compute one group gate for one child table and validate it with its GE suite."""
+    if kind not in GROUP_GATE_KINDS:
+        raise ValueError(f"unknown group gate kind {kind!r}")
+    rels = [r for r in group.relationships if r.child == table]
+    if not rels:
+        raise ValueError(f"'{table}' has no parent in group '{group.name}'")
+    sub = TableGroup(group.name, group.tables, tuple(rels))
+    involved = [t for t in group.tables if t == table or any(r.parent == t for r in rels)]
+    candidates = _current_candidates(home, involved)
+    synthetic = _frames(home, involved, real=False)
+    metrics: dict[str, Any] = {}
+    lines: list[dict[str, Any]] = []
+    if kind == "integrity":
+        for key, res in evaluate_integrity(group=sub, synthetic=synthetic).items():
+            fk = key.split(".", 1)[1].split("->", 1)[0]
+            metrics |= {
+                f"integrity__{fk}": res.share,
+                f"orphans__{fk}": res.orphans,
+                f"duplicate_parent_keys__{fk}": res.duplicate_parent_keys,
+            }
+            lines.append({"relationship": key, **asdict(res)})
+    else:
+        real = _frames(home, involved, real=True)
+        if kind == "cardinality":
+            for key, res in evaluate_cardinality(group=sub, real=real, synthetic=synthetic).items():
+                fk = key.split(".", 1)[1].split("->", 1)[0]
+                metrics[f"cardinality__{fk}"] = res.score
+                lines.append({"relationship": key, **asdict(res)})
+        else:
+            tables = {
+                t: lifecycle.load_metadata(lifecycle.paths_for(home, t), t)[0] for t in involved
+            }
+            trends = evaluate_cross_table_trends(
+                group=sub, real=real, synthetic=synthetic, tables=tables,
+                seed=models[table].spec.seed,
+            )  # fmt: skip
+            for key, res in trends.items():
+                fk = key.split(".", 1)[1].split("->", 1)[0]
+                # Only pairs with a real trend count (as the single-table gate); with none, all.
+                value = res.counted_score if res.counted_score == res.counted_score else res.score
+                metrics[f"cross_table_trends__{fk}"] = value
+                lines.append(
+                    {
+                        "relationship": key,
+                        "counted_score": res.counted_score,
+                        "all_pairs_score": res.score,
+                        "pairs": len(res.pairs),
+                        "counted_pairs": int(res.pairs["counted"].sum()) if len(res.pairs) else 0,
+                    }
+                )
+    fks = [r.child_column for r in rels]
+    suite_path = ensure_group_suite(
+        directory=expectations_dir, table=table, kind=kind, foreign_keys=fks,
+        thresholds=models[table].spec.thresholds,
+    )  # fmt: skip
+    suite = gx_suites.load_suite(suite_path, thresholds=models[table].spec.thresholds)
+    undefined = {k for k, v in metrics.items() if isinstance(v, float) and v != v}
+    frame = pd.DataFrame([{k: v for k, v in metrics.items() if k not in undefined}])
+    suite = gx_suites.applicable(suite, available=set(frame.columns), not_applicable=undefined)
+    outcome = gx_suites.validate(suite=suite, data=frame)
+    failures = [
+        f"{o.type}({o.column}): observed {o.observed!r}, bound {o.bound}"
+        for o in outcome.outcomes
+        if not o.success
+    ]
+    headline = [v for k, v in metrics.items() if k.startswith(f"{_HEADLINE[kind]}__") and v == v]
+    score = float(min(headline)) if headline else float("nan")
+    threshold_field = next(iter(_GROUP_METRICS[kind].values()))
+    threshold = (
+        threshold_field[2]
+        if threshold_field[0] is None
+        else getattr(models[table].spec.thresholds, threshold_field[0])
+    )
+    report_uri = None
+    run_id = json.loads(lifecycle.paths_for(home, table).candidate_info.read_text())["run_id"]
+    if tracking_uri:
+        report_uri = log_run_artifact(
+            tracking_uri=tracking_uri, run_id=run_id, name=f"{table}.{kind}.json",
+            payload={"candidates": candidates, "metrics": metrics, "relationships": lines,
+                     "validation_result": outcome.result_json},
+            metrics={f"group.{table}.{k}": float(v) for k, v in metrics.items() if v == v},
+            artifact_path="group",
+        )  # fmt: skip
+    result = GroupGateResult(
+        group=group.name,
+        table=table,
+        kind=kind,
+        candidates=candidates,
+        passed=outcome.success,
+        score=score,
+        threshold=None if threshold is None else float(threshold),
+        metrics=metrics,
+        relationships=[{k: _plain(v) for k, v in line.items()} for line in lines],
+        failures=failures,
+        suite_path=str(suite_path),
+        report_uri=report_uri,
+        evaluated_at=datetime.now(UTC).isoformat(timespec="seconds"),
+    )
+    _write_json(group_paths(home, group).gate(table, kind), asdict(result))
+    return result
+
+
+def _plain(v: Any) -> Any:
+    if isinstance(v, np.generic):
+        return v.item()
+    return v
+
+
+def current_group_gates(*, home: SynthHome, group: TableGroup) -> dict[tuple[str, str], dict]:
+    """Recorded group-gate verdicts that apply to the current candidates, by (table, kind)."""
+    paths = group_paths(home, group)
+    found = {}
+    for t in children(group):
+        for kind in GROUP_GATE_KINDS:
+            p = paths.gate(t, kind)
+            if not p.exists():
+                continue
+            v = json.loads(p.read_text())
+            if v["candidates"] == _current_candidates(home, list(v["candidates"])):
+                found[(t, kind)] = v
+    return found
+
+
+# -------------------------------------------------------------------------------- publish
+
+
+def publish_group_tables(
+    *, home: SynthHome, group: TableGroup, models: Mapping[str, ModelSpec], keep: int | None = None
+) -> dict[str, Release]:
+    """Publish every table of the group as one release set, or nothing.
+
+    Raises:
+        GateFailedError: Any per-table gate or group gate failed or was not evaluated for the
+            current candidates (the message lists every one); the store is left untouched.
+    """
+    failures = []
+    for t in group.tables:
+        try:
+            lifecycle.approved_gates(home=home, table=t)
+        except GateFailedError as exc:
+            failures += [f"{t}: {f}" for f in exc.failures]
+    gates = current_group_gates(home=home, group=group)
+    for t in children(group):
+        for kind in GROUP_GATE_KINDS:
+            v = gates.get((t, kind))
+            if v is None:
+                failures.append(f"{t}: {kind} (not evaluated for the current candidates)")
+            elif not v["passed"]:
+                failures.append(f"{t}: {kind} (score {v['score']:.4g}, threshold {v['threshold']})")
+    if failures:
+        raise GateFailedError(table=f"group {group.name}", failures=failures)
+    trained = _read_json(
+        group_paths(home, group).strategy, group=group, step="the group synthesizer"
+    )
+    summary = {
+        "name": group.name,
+        "tables": list(group.tables),
+        "strategy": trained["strategy"],
+        "strategy_reason": trained["reason"],
+        "relationships": [r.key for r in group.relationships],
+    }
+    extra = {}
+    for t in group.tables:
+        scores = {
+            kind: {
+                "score": v["score"],
+                "threshold": v["threshold"],
+                "passed": v["passed"],
+                "metrics": v["metrics"],
+            }  # fmt: skip
+            for (table, kind), v in gates.items()
+            if table == t
+        }
+        extra[t] = {"synthesis_group": summary, **({"group_scores": scores} if scores else {})}
+    return lifecycle.publish_tables(
+        home=home, models=[models[t] for t in group.tables], keep=keep, extra=extra
+    )
