@@ -348,21 +348,17 @@ def sample_group(
     else:
         for t in group.tables:
             out[t] = lifecycle.sample_table(home=home, model=models[t])
-        keys = {t: sorted(group.key_columns(t)) for t in group.tables}
-        real = {
-            t: pd.concat(
-                [
-                    pd.read_parquet(lifecycle.paths_for(home, t).train, columns=keys[t]),
-                    pd.read_parquet(lifecycle.paths_for(home, t).holdout, columns=keys[t]),
-                ],
-                ignore_index=True,
-            )
-            for t in group.tables
+        real = _frames(home, group.tables, real=True)
+        profiles = {
+            t: lifecycle.load_metadata(lifecycle.paths_for(home, t), t)[0] for t in group.tables
         }
         frames = rekey_children(
-            group=group, real=real, synthetic=_frames(home, group.tables, real=False),
+            group=group,
+            real=real,
+            synthetic=_frames(home, group.tables, real=False),
             seed=root.spec.seed,
-        )  # fmt: skip
+            profiles=profiles,
+        )
         if tamper is not None:
             frames = tamper(frames)
         for t in children(group) if tamper is None else group.tables:

@@ -532,8 +532,17 @@ def rekey_children(
     real: Mapping[str, pd.DataFrame],
     synthetic: Mapping[str, pd.DataFrame],
     seed: int,
+    profiles: Mapping[str, TableMetadata] | None = None,
 ) -> dict[str, pd.DataFrame]:
     """Point every synthetic child row at a synthetic parent ("independent" strategy).
+
+    With ``profiles`` (per-table metadata naming the columns to compare) the keys are
+    *matched*, so that parent/child column dependencies survive the re-keying: each synthetic
+    parent takes the child count of its nearest real parent, and each synthetic child goes to
+    the synthetic parent nearest to the real parent of its own nearest real child, among
+    parents with a count left (nearest-neighbour search on range-scaled numbers and one-hot
+    categories; see :func:`_profile_space`). Real rows only steer the pairing; no real value
+    reaches the output. Without ``profiles``, the pairing is random:
 
     For each relationship (children after their parents): every synthetic parent draws a child
     count from the real children-per-parent distribution (zeros included); the counts are
@@ -544,7 +553,7 @@ def rekey_children(
 
     Args:
         group: The group.
-        real: Real tables (at least the key columns).
+        real: Real tables (the key columns, and the profile columns when matching).
         synthetic: Synthetic tables; a child may lack its foreign-key column (it is added).
             Null or duplicate parent keys are skipped (one target per distinct key) and left
             for :func:`evaluate_integrity` to report.
@@ -574,15 +583,23 @@ def rekey_children(
                 f"{r.key}: {n_keyed} synthetic '{r.child}' rows need a parent but synthetic "
                 f"'{r.parent}' is empty"
             )
-        drawn = (
-            rng.choice(real_counts, size=len(parent_keys), replace=True)
-            if real_counts.size
-            else np.zeros(len(parent_keys))
-        )
-        counts = _apportion(drawn, n_keyed, rng)
+        keyed = rng.permutation(n_child)[:n_keyed]
         index = np.full(n_child, -1, dtype=np.int64)
-        rows = rng.permutation(n_child)[:n_keyed]
-        index[rows] = np.repeat(np.arange(len(parent_keys)), counts)
+        matched = (
+            _matched_parents(r, real, out, parent_keys, keyed, real_counts, n_keyed, profiles, rng)
+            if profiles is not None and real_counts.size and n_keyed
+            else None
+        )
+        if matched is not None:
+            index[keyed] = matched
+        else:
+            drawn = (
+                rng.choice(real_counts, size=len(parent_keys), replace=True)
+                if real_counts.size
+                else np.zeros(len(parent_keys))
+            )
+            counts = _apportion(drawn, n_keyed, rng)
+            index[keyed] = np.repeat(np.arange(len(parent_keys)), counts)
         out[r.child][r.child_column] = _keys_from_index(parent_keys, index).set_axis(
             out[r.child].index
         )
@@ -590,6 +607,118 @@ def rekey_children(
             real[r.child].columns
         ) == set(out[r.child].columns):
             out[r.child] = out[r.child][list(real[r.child].columns)]
+    return out
+
+
+def _profile_space(
+    meta: TableMetadata, exclude: Collection[str], real: pd.DataFrame, *others: pd.DataFrame
+) -> list[np.ndarray]:
+    """Encode ``real`` and ``others`` in one space: numeric and datetime columns scaled by the
+    real range (missing: a flag column and the middle of the range), categorical columns one-hot
+    over the real categories, each column weighing about the same."""
+    frames = (real, *others)
+    parts: list[list[np.ndarray]] = [[] for _ in frames]
+    for c in (*meta.numeric, *meta.datetime):
+        if c in exclude:
+            continue
+        values = [_as_float(f[c], datetime=c in meta.datetime) for f in frames]
+        lo, hi = np.nanmin(values[0], initial=np.inf), np.nanmax(values[0], initial=-np.inf)
+        lo, span = (lo, hi - lo) if hi > lo else (0.0 if not np.isfinite(lo) else lo, 1.0)
+        for part, v in zip(parts, values, strict=True):
+            scaled = (v - lo) / span
+            missing = np.isnan(scaled)
+            part.append(np.where(missing, 0.5, scaled))
+            part.append(missing.astype(float))
+    for c in meta.categorical:
+        if c in exclude:
+            continue
+        categories = pd.Index(real[c].astype(str).unique())
+        for part, f in zip(parts, frames, strict=True):
+            codes = categories.get_indexer(f[c].astype(str))
+            hot = np.zeros((len(f), len(categories)))
+            present = codes >= 0
+            hot[np.flatnonzero(present), codes[present]] = 1.0 / np.sqrt(2)
+            part.append(hot)
+    return [
+        np.column_stack(p) if p else np.zeros((len(f), 0)) for p, f in zip(parts, frames, strict=True)
+    ]
+
+
+def _as_float(values: pd.Series, *, datetime: bool) -> np.ndarray:
+    """Numbers as float (NaN for missing); datetimes as nanoseconds since the epoch."""
+    if not datetime:
+        return pd.to_numeric(values, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    stamps = pd.to_datetime(values, utc=True)
+    out = stamps.dt.tz_localize(None).to_numpy("datetime64[ns]").astype("int64").astype(float)
+    out[stamps.isna().to_numpy()] = np.nan
+    return out
+
+
+def _nearest(reference: np.ndarray, query: np.ndarray, k: int = 1) -> np.ndarray:
+    """Indices of the ``k`` nearest reference rows of every query row (Euclidean)."""
+    from sklearn.neighbors import NearestNeighbors
+
+    k = min(k, reference.shape[0])
+    index = NearestNeighbors(n_neighbors=k).fit(reference)
+    return index.kneighbors(query, return_distance=False)
+
+
+def _matched_parents(
+    r: Relationship,
+    real: Mapping[str, pd.DataFrame],
+    synthetic: Mapping[str, pd.DataFrame],
+    parent_keys: pd.Series,
+    keyed: np.ndarray,
+    real_counts: np.ndarray,
+    n_keyed: int,
+    profiles: Mapping[str, TableMetadata],
+    rng: np.random.Generator,
+) -> np.ndarray | None:
+    """Parent position (in ``parent_keys``) for each ``keyed`` child row, matched on profiles;
+    ``None`` when either side has no profile column."""
+    keys = {r.child_column, r.parent_column}
+    parent_rows = synthetic[r.parent].loc[parent_keys.index]
+    real_parent, synthetic_parent = _profile_space(
+        profiles[r.parent], keys, real[r.parent], parent_rows
+    )
+    real_child, synthetic_child = _profile_space(
+        profiles[r.child], keys, real[r.child], synthetic[r.child].iloc[keyed]
+    )
+    if not real_parent.shape[1] or not real_child.shape[1]:
+        return None
+    # Counts: each synthetic parent takes its nearest real parent's number of children.
+    donor = _nearest(real_parent, synthetic_parent)[:, 0]
+    capacity = _apportion(real_counts[donor].astype(float), n_keyed, rng)
+    # Targets: the real parent of each synthetic child's nearest real child.
+    real_fk = real[r.child][r.child_column]
+    parent_position = pd.Series(
+        np.arange(len(real[r.parent])), index=real[r.parent][r.parent_column].to_numpy()
+    )
+    target_real_parent = parent_position.reindex(real_fk.to_numpy()).to_numpy()
+    nearest_child = _nearest(real_child, synthetic_child)[:, 0]
+    target = target_real_parent[nearest_child]
+    has_target = ~np.isnan(target)
+    candidates = np.full((len(keyed), min(32, len(parent_keys))), -1, dtype=np.int64)
+    if has_target.any():
+        candidates[has_target] = _nearest(
+            synthetic_parent, real_parent[target[has_target].astype(np.int64)], k=32
+        )
+    # Greedy, in random order: the nearest parent with a count left, else any parent with one.
+    left = capacity.copy()
+    spare = list(rng.permutation(np.flatnonzero(left > 0)))
+    out = np.empty(len(keyed), dtype=np.int64)
+    for i in rng.permutation(len(keyed)):
+        chosen = -1
+        for p in candidates[i]:
+            if p >= 0 and left[p] > 0:
+                chosen = p
+                break
+        if chosen < 0:
+            while left[spare[-1]] == 0:
+                spare.pop()
+            chosen = spare[-1]
+        left[chosen] -= 1
+        out[i] = chosen
     return out
 
 

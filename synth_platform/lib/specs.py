@@ -129,7 +129,7 @@ class Thresholds(BaseModel):
         "(multi-table groups; set on the child).",
     )
     cross_table_trends: float = Field(
-        0.50,
+        0.70,
         ge=0,
         le=1,
         description="Minimum Column Pair Trends across each foreign key's join, over the pairs "

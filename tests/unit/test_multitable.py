@@ -305,6 +305,50 @@ def test_cross_table_trends_see_lost_correlations() -> None:
     shuffled = rekey_children(group=g, real=real, synthetic=real, seed=0)
     lost = evaluate_cross_table_trends(group=g, real=real, synthetic=shuffled, tables=tables)
     assert lost[rel.key].counted_score < 0.7
+    # Matched re-keying pairs children with parents of the right profile: the trend survives.
+    profiles = {
+        "parent": tables["parent"],
+        "child": TableMetadata(
+            "child", "child_id", ("spend",), (), (), columns=tuple(child.columns)
+        ),
+    }
+    synthetic = {
+        "parent": parent.assign(id=parent["id"] + 10_000),  # new keys, same profiles
+        "child": child.sample(frac=1.0, random_state=1).drop(columns="parent_id"),
+    }
+    matched = rekey_children(group=g, real=real, synthetic=synthetic, seed=0, profiles=profiles)
+    assert evaluate_integrity(group=g, synthetic=matched)[rel.key].passed
+    kept = evaluate_cross_table_trends(group=g, real=real, synthetic=matched, tables=tables)
+    assert kept[rel.key].counted_score > 0.9
+    card = evaluate_cardinality(group=g, real=real, synthetic=matched)[rel.key]
+    assert card.score > 0.9 and card.synthetic_mean == pytest.approx(card.real_mean)
+
+
+def test_matched_rekeying_keeps_demo_dependencies(bank: dict[str, pd.DataFrame], group) -> None:
+    models = {m.name: m for m in _bank_models()}
+    profiles = {
+        t: derive_metadata(
+            data=bank[t], model=models[t],
+            foreign_keys=tuple(r.child_column for r in group.relationships if r.child == t),
+        )[0]
+        for t in group.tables
+    }  # fmt: skip
+    synthetic = _independent_synthetic(bank, 2)
+    random_keys = rekey_children(group=group, real=bank, synthetic=synthetic, seed=4)
+    matched = rekey_children(
+        group=group, real=bank, synthetic=synthetic, seed=4, profiles=profiles
+    )
+    for result in evaluate_integrity(group=group, synthetic=matched).values():
+        assert result.passed
+    scores = {}
+    for name, frames in (("random", random_keys), ("matched", matched)):
+        trends = evaluate_cross_table_trends(
+            group=group, real=bank, synthetic=frames, tables=profiles
+        )
+        scores[name] = np.mean([t.score for t in trends.values()])
+    assert scores["matched"] > scores["random"] + 0.03, scores
+    for key, result in evaluate_cardinality(group=group, real=bank, synthetic=matched).items():
+        assert result.score >= 0.85, key
 
 
 # ---------------------------------------------------------------------------------- HMA
