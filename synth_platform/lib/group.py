@@ -188,6 +188,20 @@ class GroupTrainResult:
     sdv_metadata: dict[str, Any] = field(repr=False)
 
 
+def hma_unsupported(models: Mapping[str, ModelSpec], tables: Sequence[str]) -> dict[str, str]:
+    """Tables whose synthesizer settings HMA (Gaussian copulas without KDE) would drop."""
+    out = {}
+    for t in tables:
+        spec = models[t].spec
+        dists = [spec.parameters.get("default_distribution")]
+        dists += list((spec.parameters.get("numerical_distributions") or {}).values())
+        if spec.synthesizer != "gaussian_copula":
+            out[t] = f"uses {spec.synthesizer}"
+        elif "gaussian_kde" in dists:
+            out[t] = "uses gaussian_kde"
+    return out
+
+
 def _table_parameters(models: Mapping[str, ModelSpec], tables: Sequence[str]) -> dict[str, dict]:
     """Per-table GaussianCopula parameters HMA accepts (it refuses ``gaussian_kde``)."""
     out = {}

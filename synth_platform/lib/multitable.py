@@ -305,11 +305,14 @@ def choose_strategy(
     *,
     requested: Strategy | Literal["auto"] = "auto",
     max_rows: int = HMA_MAX_ROWS,
+    unsupported: Mapping[str, str] | None = None,
 ) -> tuple[Strategy, str]:
     """Pick the strategy for a group and say why.
 
-    ``"auto"`` takes HMA when SDV accepts the schema (:func:`hma_limits`) and the group has at
-    most ``max_rows`` rows in all; otherwise ``"independent"``. An explicit ``"hma"`` that SDV
+    ``"auto"`` takes HMA when SDV accepts the schema (:func:`hma_limits`), the group has at
+    most ``max_rows`` rows in all, and no table asks for a synthesizer setting HMA cannot
+    honour (``unsupported``: table -> why, e.g. a CTGAN table or ``gaussian_kde``, which HMA's
+    per-table copulas refuse); otherwise ``"independent"``. An explicit ``"hma"`` that SDV
     would refuse raises instead of silently falling back.
 
     Raises:
@@ -334,6 +337,9 @@ def choose_strategy(
     total = sum(rows.get(t, 0) for t in group.tables)
     if total > max_rows:
         return "independent", f"{total} rows exceed the HMA budget of {max_rows}"
+    if unsupported:
+        why = "; ".join(f"'{t}' {reason}" for t, reason in sorted(unsupported.items()))
+        return "independent", f"HMA cannot honour the table settings: {why}"
     return "hma", f"{len(group.tables)} tables, depth {group.depth}, {total} rows"
 
 
@@ -640,7 +646,8 @@ def _profile_space(
             hot[np.flatnonzero(present), codes[present]] = 1.0 / np.sqrt(2)
             part.append(hot)
     return [
-        np.column_stack(p) if p else np.zeros((len(f), 0)) for p, f in zip(parts, frames, strict=True)
+        np.column_stack(p) if p else np.zeros((len(f), 0))
+        for p, f in zip(parts, frames, strict=True)
     ]
 
 

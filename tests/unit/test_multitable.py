@@ -335,9 +335,7 @@ def test_matched_rekeying_keeps_demo_dependencies(bank: dict[str, pd.DataFrame],
     }  # fmt: skip
     synthetic = _independent_synthetic(bank, 2)
     random_keys = rekey_children(group=group, real=bank, synthetic=synthetic, seed=4)
-    matched = rekey_children(
-        group=group, real=bank, synthetic=synthetic, seed=4, profiles=profiles
-    )
+    matched = rekey_children(group=group, real=bank, synthetic=synthetic, seed=4, profiles=profiles)
     for result in evaluate_integrity(group=group, synthetic=matched).values():
         assert result.passed
     scores = {}
