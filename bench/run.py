@@ -19,9 +19,10 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.evaluation import BENCHMARKS  # noqa: E402
+from bench.multitable import BENCHMARKS as MULTITABLE_BENCHMARKS  # noqa: E402
 from bench.store_latency import BENCHMARKS as STORE_BENCHMARKS  # noqa: E402
 
-BENCHMARKS = {**BENCHMARKS, **STORE_BENCHMARKS}
+BENCHMARKS = {**BENCHMARKS, **STORE_BENCHMARKS, **MULTITABLE_BENCHMARKS}
 
 
 def main(argv: list[str] | None = None) -> int:

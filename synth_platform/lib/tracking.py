@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import tempfile
 from dataclasses import dataclass
@@ -92,6 +93,34 @@ def log_training(
     pip_requirements: list[str],
 ) -> TrainingRun:
     """Record a fit: params, fingerprint tags, metrics, SDV metadata, the model (registered)."""
+    # mlflow.set_tracking_uri also exports MLFLOW_TRACKING_URI, which `build_definitions` reads:
+    # restore it afterwards, or the next load in this process would track into this store.
+    exported = os.environ.get("MLFLOW_TRACKING_URI")
+    try:
+        return _log_training(
+            tracking_uri=tracking_uri, artifact_root=artifact_root, table=table, params=params,
+            tags=tags, metrics=metrics, synthesizer=synthesizer, metadata_json=metadata_json,
+            pip_requirements=pip_requirements,
+        )  # fmt: skip
+    finally:
+        if exported is None:
+            os.environ.pop("MLFLOW_TRACKING_URI", None)
+        else:
+            os.environ["MLFLOW_TRACKING_URI"] = exported
+
+
+def _log_training(
+    *,
+    tracking_uri: str,
+    artifact_root: Path | None,
+    table: str,
+    params: dict[str, Any],
+    tags: dict[str, str],
+    metrics: dict[str, float],
+    synthesizer: Any,
+    metadata_json: dict[str, Any],
+    pip_requirements: list[str],
+) -> TrainingRun:
     mlflow.set_tracking_uri(tracking_uri)
     client = MlflowClient(tracking_uri=tracking_uri)
     exp_id = _experiment(client, f"synth_platform/{table}", artifact_root)

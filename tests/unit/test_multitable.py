@@ -373,3 +373,57 @@ def test_hma_on_a_tiny_pair_keeps_keys_resolvable() -> None:
 def test_hma_refuses_a_deep_chain(bank: dict[str, pd.DataFrame], group: TableGroup) -> None:
     with pytest.raises(TrainingError, match="independent"):
         fit_hma(group=group, frames=bank, metadata={}, seed=0)
+
+
+def test_auto_strategy_skips_hma_when_a_table_setting_would_be_dropped(group) -> None:
+    from synth_platform.lib.group import hma_unsupported, requested_strategy
+
+    pair = TableGroup("customers", ("customers", "accounts"), group.relationships[:1])
+    models = {m.name: m for m in _bank_models()}
+    assert choose_strategy(pair, {"customers": 10, "accounts": 20})[0] == "hma"
+    kde = ModelSpec(
+        **{**models["accounts"].__dict__,
+           "spec": TableSpec(parameters={"default_distribution": "gaussian_kde"})}
+    )  # fmt: skip
+    unsupported = hma_unsupported({**models, "accounts": kde}, pair.tables)
+    assert unsupported == {"accounts": "uses gaussian_kde"}
+    strategy, reason = choose_strategy(pair, {}, unsupported=unsupported)
+    assert strategy == "independent" and "'accounts' uses gaussian_kde" in reason
+    assert requested_strategy(pair, models) == "auto"
+    clash = {
+        "customers": ModelSpec(**{**models["customers"].__dict__,
+                                  "spec": TableSpec(multi_table="hma")}),
+        "accounts": ModelSpec(**{**models["accounts"].__dict__,
+                                 "spec": TableSpec(multi_table="independent")}),
+    }  # fmt: skip
+    with pytest.raises(SpecError, match="'accounts' asks for 'independent' but 'customers'"):
+        requested_strategy(pair, clash)
+
+
+def test_group_suites_follow_the_foreign_keys(tmp_path) -> None:
+    import json
+
+    from synth_platform.lib.group import ensure_group_suite
+    from synth_platform.lib.specs import Thresholds
+
+    path = ensure_group_suite(
+        directory=tmp_path, table="t", kind="cardinality", foreign_keys=["a"],
+        thresholds=Thresholds(cardinality=0.9),
+    )  # fmt: skip
+    suite = json.loads(path.read_text())
+    assert [e["kwargs"] for e in suite["expectations"]] == [
+        {"column": "cardinality__a", "min_value": 0.9}
+    ]
+    suite["expectations"][0]["kwargs"]["min_value"] = 0.95  # a reviewer's edit is kept
+    path.write_text(json.dumps(suite))
+    ensure_group_suite(
+        directory=tmp_path, table="t", kind="cardinality", foreign_keys=["a"],
+        thresholds=Thresholds(),
+    )  # fmt: skip
+    assert json.loads(path.read_text())["expectations"][0]["kwargs"]["min_value"] == 0.95
+    ensure_group_suite(
+        directory=tmp_path, table="t", kind="cardinality", foreign_keys=["a", "b"],
+        thresholds=Thresholds(),
+    )  # fmt: skip
+    columns = [e["kwargs"]["column"] for e in json.loads(path.read_text())["expectations"]]
+    assert columns == ["cardinality__a", "cardinality__b"]  # a new key is never left unchecked

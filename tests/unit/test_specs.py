@@ -138,3 +138,40 @@ def test_hostile_model_name_is_rejected():
 def test_thresholds_default_to_blocking_values():
     t = TableSpec().thresholds
     assert t.exact_copies == 0 and t.pii_leaks == 0 and 0.5 < t.dcr_share <= 1
+
+
+def test_meta_relationships_override_the_dbt_tests():
+    spec = parse_spec(
+        model="accounts",
+        block={"relationships": [{"column": "customer_id", "parent": "customers"}]},
+    )
+    assert [(r.column, r.parent, r.parent_column) for r in spec.relationships] == [
+        ("customer_id", "customers", None)
+    ]
+    (model,) = specs_from_manifest(
+        _manifest({"synthetic": {"relationships": [{"column": "customer_id", "parent": "x"}]}})
+    )
+    assert model.foreign_keys == (("customer_id", "x", None),)
+    (plain,) = specs_from_manifest(_manifest({"synthetic": {}}))
+    assert plain.foreign_keys == ()  # no dbt `relationships` test, no override
+
+
+@pytest.mark.parametrize(
+    ("block", "message"),
+    [
+        ({"relationships": [{"column": "email", "parent": "x"}], "pii": {"email": "email"}},
+         "PII or excluded"),
+        ({"relationships": [{"column": "a", "parent": "x", "typo": 1}]}, "relationships.0.typo"),
+        ({"multi_table": "gan"}, "multi_table"),
+        ({"thresholds": {"cardinality": 1.5}}, "thresholds.cardinality"),
+    ],
+)  # fmt: skip
+def test_bad_group_settings_are_rejected(block, message):
+    with pytest.raises(SpecError, match=message):
+        parse_spec(model="accounts", block=block)
+
+
+def test_a_relationship_column_must_be_a_column_of_the_model():
+    meta = {"synthetic": {"relationships": [{"column": "owner", "parent": "x"}]}}
+    with pytest.raises(SpecError, match=r"relationships\.0\.column.*'owner'"):
+        specs_from_manifest(_manifest(meta))
