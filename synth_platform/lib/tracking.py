@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -93,62 +95,50 @@ def log_training(
     pip_requirements: list[str],
 ) -> TrainingRun:
     """Record a fit: params, fingerprint tags, metrics, SDV metadata, the model (registered)."""
-    # mlflow.set_tracking_uri also exports MLFLOW_TRACKING_URI, which `build_definitions` reads:
-    # restore it afterwards, or the next load in this process would track into this store.
+    with _tracking_uri(tracking_uri):
+        client = MlflowClient(tracking_uri=tracking_uri)
+        exp_id = _experiment(client, f"synth_platform/{table}", artifact_root)
+        model_name = f"synth_platform.{table}"
+        with tempfile.TemporaryDirectory() as tmp:
+            model_file = Path(tmp) / "synthesizer.pkl"
+            synthesizer.save(str(model_file))
+            (Path(tmp) / "sdv_metadata.json").write_text(json.dumps(metadata_json, indent=2))
+            with mlflow.start_run(experiment_id=exp_id, run_name=f"{table}-fit") as run:
+                mlflow.log_params({k: str(v)[:500] for k, v in params.items()})
+                mlflow.set_tags(tags)
+                mlflow.log_metrics(metrics)
+                mlflow.log_artifact(str(Path(tmp) / "sdv_metadata.json"))
+                info = mlflow.pyfunc.log_model(
+                    name="model",
+                    python_model=SynthesizerModel(),
+                    artifacts={"synthesizer": str(model_file)},
+                    pip_requirements=pip_requirements,
+                    registered_model_name=model_name,
+                )
+        version = getattr(info, "registered_model_version", None)
+        return TrainingRun(
+            run_id=run.info.run_id,
+            experiment_id=exp_id,
+            model_name=model_name,
+            model_version=str(version) if version is not None else None,
+            tracking_uri=tracking_uri,
+        )
+
+
+@contextlib.contextmanager
+def _tracking_uri(uri: str) -> Iterator[None]:
+    """Point the fluent API at ``uri``. mlflow.set_tracking_uri also exports
+    MLFLOW_TRACKING_URI, which `build_definitions` reads: restore it afterwards, or the next
+    definitions load in this process would track into this store."""
     exported = os.environ.get("MLFLOW_TRACKING_URI")
+    mlflow.set_tracking_uri(uri)
     try:
-        return _log_training(
-            tracking_uri=tracking_uri, artifact_root=artifact_root, table=table, params=params,
-            tags=tags, metrics=metrics, synthesizer=synthesizer, metadata_json=metadata_json,
-            pip_requirements=pip_requirements,
-        )  # fmt: skip
+        yield
     finally:
         if exported is None:
             os.environ.pop("MLFLOW_TRACKING_URI", None)
         else:
             os.environ["MLFLOW_TRACKING_URI"] = exported
-
-
-def _log_training(
-    *,
-    tracking_uri: str,
-    artifact_root: Path | None,
-    table: str,
-    params: dict[str, Any],
-    tags: dict[str, str],
-    metrics: dict[str, float],
-    synthesizer: Any,
-    metadata_json: dict[str, Any],
-    pip_requirements: list[str],
-) -> TrainingRun:
-    mlflow.set_tracking_uri(tracking_uri)
-    client = MlflowClient(tracking_uri=tracking_uri)
-    exp_id = _experiment(client, f"synth_platform/{table}", artifact_root)
-    model_name = f"synth_platform.{table}"
-    with tempfile.TemporaryDirectory() as tmp:
-        model_file = Path(tmp) / "synthesizer.pkl"
-        synthesizer.save(str(model_file))
-        (Path(tmp) / "sdv_metadata.json").write_text(json.dumps(metadata_json, indent=2))
-        with mlflow.start_run(experiment_id=exp_id, run_name=f"{table}-fit") as run:
-            mlflow.log_params({k: str(v)[:500] for k, v in params.items()})
-            mlflow.set_tags(tags)
-            mlflow.log_metrics(metrics)
-            mlflow.log_artifact(str(Path(tmp) / "sdv_metadata.json"))
-            info = mlflow.pyfunc.log_model(
-                name="model",
-                python_model=SynthesizerModel(),
-                artifacts={"synthesizer": str(model_file)},
-                pip_requirements=pip_requirements,
-                registered_model_name=model_name,
-            )
-    version = getattr(info, "registered_model_version", None)
-    return TrainingRun(
-        run_id=run.info.run_id,
-        experiment_id=exp_id,
-        model_name=model_name,
-        model_version=str(version) if version is not None else None,
-        tracking_uri=tracking_uri,
-    )
 
 
 def log_run_artifact(
