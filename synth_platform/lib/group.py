@@ -202,6 +202,19 @@ def hma_unsupported(models: Mapping[str, ModelSpec], tables: Sequence[str]) -> d
     return out
 
 
+def group_strategy(
+    group: TableGroup, models: Mapping[str, ModelSpec], rows: Mapping[str, int]
+) -> tuple[Strategy, str]:
+    """The strategy of the group and why: the tables' `multi_table` setting, SDV's limits,
+    the row budget, and whether HMA could honour every table's synthesizer settings."""
+    return choose_strategy(
+        group,
+        rows,
+        requested=requested_strategy(group, models),  # type: ignore[arg-type]
+        unsupported=hma_unsupported(models, group.tables),
+    )
+
+
 def _table_parameters(models: Mapping[str, ModelSpec], tables: Sequence[str]) -> dict[str, dict]:
     """Per-table GaussianCopula parameters HMA accepts (it refuses ``gaussian_kde``)."""
     out = {}
@@ -243,11 +256,7 @@ def train_group(
         t: len(train[t]) + pq.read_metadata(lifecycle.paths_for(home, t).holdout).num_rows
         for t in group.tables
     }
-    strategy, reason = choose_strategy(
-        group,
-        rows,
-        requested=requested_strategy(group, models),  # type: ignore[arg-type]
-    )
+    strategy, reason = group_strategy(group, models, rows)
     multi = sdv_multi_metadata(group, train, {t: metas[t][1] for t in group.tables})
     _write_json(paths.sdv_metadata, multi)
     runs: dict[str, str] = {}

@@ -554,8 +554,10 @@ def rekey_children(
     count from the real children-per-parent distribution (zeros included); the counts are
     scaled to the number of synthetic child rows that get a key (largest remainder) and the
     child rows, shuffled, are handed out accordingly. The real share of null keys is kept.
-    Primary keys are not touched, so a table that is both child and parent keeps its own
-    children.
+    Primary keys are not touched (unless the foreign key *is* the child's primary key, a 1:1
+    table: then duplicates are possible when children outnumber parents, and the child's
+    key-uniqueness checks block them), so a table that is both child and parent keeps its
+    own children.
 
     Args:
         group: The group.
@@ -577,6 +579,7 @@ def rekey_children(
         # A defective parent (null or duplicate keys) is re-keyed against its distinct keys
         # and left for the gates to block (integrity counts the duplicates), not raised here.
         parent_keys = out[r.parent][r.parent_column].dropna().drop_duplicates()
+        real = _comparable_keys(r, real)
         real_child = real[r.child][r.child_column]
         real_counts = children_per_parent(real[r.parent][r.parent_column], real_child)
         null_share = float(real_child.isna().mean()) if len(real_child) else 0.0
@@ -614,6 +617,23 @@ def rekey_children(
         ) == set(out[r.child].columns):
             out[r.child] = out[r.child][list(real[r.child].columns)]
     return out
+
+
+def _comparable_keys(
+    r: Relationship, real: Mapping[str, pd.DataFrame]
+) -> Mapping[str, pd.DataFrame]:
+    """``real`` with the relationship's two key columns as text when their dtypes differ
+    (integer ids on one side, text on the other), so that they still match."""
+    fk, pk = real[r.child][r.child_column], real[r.parent][r.parent_column]
+    if fk.dtype == pk.dtype or (
+        pd.api.types.is_numeric_dtype(fk) and pd.api.types.is_numeric_dtype(pk)
+    ):
+        return real
+    as_text = {
+        r.child: real[r.child].assign(**{r.child_column: fk.astype(str).where(fk.notna())}),
+        r.parent: real[r.parent].assign(**{r.parent_column: pk.astype(str).where(pk.notna())}),
+    }
+    return {**real, **as_text}
 
 
 def _profile_space(
@@ -691,17 +711,16 @@ def _matched_parents(
     real_child, synthetic_child = _profile_space(
         profiles[r.child], keys, real[r.child], synthetic[r.child].iloc[keyed]
     )
-    if not real_parent.shape[1] or not real_child.shape[1]:
+    if not (real_parent.shape[1] and real_child.shape[1] and len(real_parent) and len(real_child)):
         return None
     # Counts: each synthetic parent takes its nearest real parent's number of children.
     donor = _nearest(real_parent, synthetic_parent)[:, 0]
     capacity = _apportion(real_counts[donor].astype(float), n_keyed, rng)
     # Targets: the real parent of each synthetic child's nearest real child.
-    real_fk = real[r.child][r.child_column]
-    parent_position = pd.Series(
-        np.arange(len(real[r.parent])), index=real[r.parent][r.parent_column].to_numpy()
-    )
-    target_real_parent = parent_position.reindex(real_fk.to_numpy()).to_numpy()
+    real_fk, real_pk = real[r.child][r.child_column], real[r.parent][r.parent_column]
+    first = ~real_pk.duplicated().to_numpy()  # a duplicated real key: its first row
+    parent_position = pd.Series(np.flatnonzero(first), index=real_pk.to_numpy()[first])
+    target_real_parent = parent_position.reindex(real_fk.to_numpy()).to_numpy(dtype=float)
     nearest_child = _nearest(real_child, synthetic_child)[:, 0]
     target = target_real_parent[nearest_child]
     has_target = ~np.isnan(target)

@@ -389,6 +389,10 @@ def test_auto_strategy_skips_hma_when_a_table_setting_would_be_dropped(group) ->
     assert unsupported == {"accounts": "uses gaussian_kde"}
     strategy, reason = choose_strategy(pair, {}, unsupported=unsupported)
     assert strategy == "independent" and "'accounts' uses gaussian_kde" in reason
+    from synth_platform.lib.group import group_strategy  # what train_group calls
+
+    assert group_strategy(pair, {**models, "accounts": kde}, {})[0] == "independent"
+    assert group_strategy(pair, models, {"customers": 10, "accounts": 20})[0] == "hma"
     assert requested_strategy(pair, models) == "auto"
     clash = {
         "customers": ModelSpec(**{**models["customers"].__dict__,
@@ -427,3 +431,31 @@ def test_group_suites_follow_the_foreign_keys(tmp_path) -> None:
     )  # fmt: skip
     columns = [e["kwargs"]["column"] for e in json.loads(path.read_text())["expectations"]]
     assert columns == ["cardinality__a", "cardinality__b"]  # a new key is never left unchecked
+
+
+def test_matched_rekeying_copes_with_text_keys_and_empty_real_children() -> None:
+    from synth_platform.lib.metadata import TableMetadata
+
+    rel = Relationship("child", "parent_id", "parent", "id")
+    g = TableGroup("parent", ("parent", "child"), (rel,))
+    rng = np.random.default_rng(0)
+    parent = pd.DataFrame({"id": np.arange(40), "income": rng.lognormal(10, 0.5, 40)})
+    owner = rng.integers(0, 40, 300)
+    child = pd.DataFrame(
+        {"parent_id": owner.astype(str), "spend": parent["income"].to_numpy()[owner]}
+    )  # text foreign keys against integer parent keys
+    profiles = {
+        "parent": TableMetadata("parent", "id", ("income",), (), (), columns=("id", "income")),
+        "child": TableMetadata("child", None, ("spend",), (), (), columns=tuple(child.columns)),
+    }
+    synthetic = {"parent": parent.assign(id=parent["id"] + 1000), "child": child[["spend"]]}
+    real = {"parent": parent, "child": child.assign(parent_id=owner)}
+    out = rekey_children(group=g, real=real, synthetic=synthetic, seed=0, profiles=profiles)
+    mixed = rekey_children(
+        group=g, real={"parent": parent, "child": child}, synthetic=synthetic, seed=0,
+        profiles=profiles,
+    )  # fmt: skip
+    pd.testing.assert_frame_equal(out["child"], mixed["child"])  # text keys still match
+    empty = {"parent": parent, "child": child.iloc[:0]}
+    none = rekey_children(group=g, real=empty, synthetic=synthetic, seed=0, profiles=profiles)
+    assert evaluate_integrity(group=g, synthetic=none)[rel.key].passed
