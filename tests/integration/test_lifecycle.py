@@ -255,6 +255,70 @@ def test_children_rekeyed_to_missing_ids_are_blocked_by_integrity(env):
         )
 
 
+def _shuffled_owners(frames):
+    # Same keys, same counts per parent, but owners drawn at random: the dependence between
+    # account and customer columns (type ~ segment, balance ~ income) is gone.
+    out = dict(frames)
+    accounts = out["accounts"].copy()
+    accounts["customer_id"] = accounts["customer_id"].sample(frac=1.0, random_state=0).to_numpy()
+    out["accounts"] = accounts
+    return out
+
+
+def _one_parent(frames):
+    out = dict(frames)
+    tx = out["transactions"].copy()
+    tx["account_id"] = out["accounts"]["account_id"].iloc[0]  # every transaction on one account
+    out["transactions"] = tx
+    return out
+
+
+def _unseen_category(frames):
+    out = dict(frames)
+    accounts = out["accounts"].copy()
+    accounts.loc[accounts.index[:5], "status"] = "suspended"  # not an accepted value
+    out["accounts"] = accounts
+    return out
+
+
+@pytest.mark.parametrize(
+    ("tamper", "table", "kind"),
+    [
+        (_shuffled_owners, "accounts", "cross_table"),
+        (_one_parent, "transactions", "cardinality"),
+        (_unseen_category, "accounts", "validity"),
+    ],
+)
+def test_planted_group_defects_are_blocked_by_their_gate(env, tamper, table, kind):
+    from synth_platform.defs.dbt import load_manifest
+    from synth_platform.lib import group as G
+    from synth_platform.lib.multitable import groups_from_specs
+    from synth_platform.lib.specs import specs_from_manifest
+
+    home, expectations = env["home"], env["root"] / "expectations"
+    specs = specs_from_manifest(load_manifest())
+    models = {m.name: m for m in specs}
+    group = groups_from_specs(specs)[0]
+    previous = {t: latest_version(home.public_dir, t) for t in TABLES}
+    G.sample_group(home=home, group=group, models=models, tamper=tamper)
+    if kind in G.GROUP_GATE_KINDS:
+        verdict = G.evaluate_group_gate(
+            home=home, group=group, models=models, table=table, kind=kind,
+            expectations_dir=expectations, tracking_uri=None,
+        )  # fmt: skip
+    else:
+        verdict = lifecycle.evaluate_gate(
+            home=home, model=models[table], kind=kind, expectations_dir=expectations,
+            tracking_uri=None,
+        )  # fmt: skip
+    assert verdict.passed is False
+    assert verdict.score < verdict.threshold
+    with pytest.raises(GateFailedError, match=rf"{table}: {kind}"):
+        G.publish_group_tables(home=home, group=group, models=models)
+    for t in TABLES:
+        _assert_previous_release_intact(home, t, previous[t])
+
+
 def test_planted_leak_is_blocked_by_the_privacy_gate_and_the_release_survives(env):
     home = env["home"]
     before = latest_version(home.public_dir, "accounts")
