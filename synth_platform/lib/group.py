@@ -30,7 +30,6 @@ from pathlib import Path
 from typing import Any
 
 import cloudpickle
-import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
@@ -78,11 +77,6 @@ _GROUP_METRICS: dict[str, dict[str, tuple[str | None, str, float | None]]] = {
     },
     "cardinality": {"cardinality": ("cardinality", "min", None)},
     "cross_table": {"cross_table_trends": ("cross_table_trends", "min", None)},
-}
-_HEADLINE = {
-    "integrity": "integrity",
-    "cardinality": "cardinality",
-    "cross_table": "cross_table_trends",
 }
 
 
@@ -499,8 +493,8 @@ def evaluate_group_gate(
     metrics: dict[str, Any] = {}
     lines: list[dict[str, Any]] = []
     if kind == "integrity":
-        for key, res in evaluate_integrity(group=sub, synthetic=synthetic).items():
-            fk = key.split(".", 1)[1].split("->", 1)[0]
+        results = evaluate_integrity(group=sub, synthetic=synthetic)
+        for key, fk, res in ((r.key, r.child_column, results[r.key]) for r in rels):
             metrics |= {
                 f"integrity__{fk}": res.share,
                 f"orphans__{fk}": res.orphans,
@@ -510,8 +504,8 @@ def evaluate_group_gate(
     else:
         real = _frames(home, involved, real=True)
         if kind == "cardinality":
-            for key, res in evaluate_cardinality(group=sub, real=real, synthetic=synthetic).items():
-                fk = key.split(".", 1)[1].split("->", 1)[0]
+            results = evaluate_cardinality(group=sub, real=real, synthetic=synthetic)
+            for key, fk, res in ((r.key, r.child_column, results[r.key]) for r in rels):
                 metrics[f"cardinality__{fk}"] = res.score
                 lines.append({"relationship": key, **asdict(res)})
         else:
@@ -522,8 +516,7 @@ def evaluate_group_gate(
                 group=sub, real=real, synthetic=synthetic, tables=tables,
                 seed=models[table].spec.seed,
             )  # fmt: skip
-            for key, res in trends.items():
-                fk = key.split(".", 1)[1].split("->", 1)[0]
+            for key, fk, res in ((r.key, r.child_column, trends[r.key]) for r in rels):
                 # Only pairs with a real trend count (as the single-table gate); with none, all.
                 value = res.counted_score if res.counted_score == res.counted_score else res.score
                 metrics[f"cross_table_trends__{fk}"] = value
@@ -551,14 +544,11 @@ def evaluate_group_gate(
         for o in outcome.outcomes
         if not o.success
     ]
-    headline = [v for k, v in metrics.items() if k.startswith(f"{_HEADLINE[kind]}__") and v == v]
+    # The kind's first metric is its headline: worst value over the foreign keys.
+    prefix, (field, _, fixed) = next(iter(_GROUP_METRICS[kind].items()))
+    headline = [v for k, v in metrics.items() if k.startswith(f"{prefix}__") and v == v]
     score = float(min(headline)) if headline else float("nan")
-    threshold_field = next(iter(_GROUP_METRICS[kind].values()))
-    threshold = (
-        threshold_field[2]
-        if threshold_field[0] is None
-        else getattr(models[table].spec.thresholds, threshold_field[0])
-    )
+    threshold = fixed if field is None else getattr(models[table].spec.thresholds, field)
     report_uri = None
     run_id = json.loads(lifecycle.paths_for(home, table).candidate_info.read_text())["run_id"]
     if tracking_uri:
@@ -578,7 +568,7 @@ def evaluate_group_gate(
         score=score,
         threshold=None if threshold is None else float(threshold),
         metrics=metrics,
-        relationships=[{k: _plain(v) for k, v in line.items()} for line in lines],
+        relationships=[lifecycle._plain(line) for line in lines],
         failures=failures,
         suite_path=str(suite_path),
         report_uri=report_uri,
@@ -586,12 +576,6 @@ def evaluate_group_gate(
     )
     _write_json(group_paths(home, group).gate(table, kind), asdict(result))
     return result
-
-
-def _plain(v: Any) -> Any:
-    if isinstance(v, np.generic):
-        return v.item()
-    return v
 
 
 def current_group_gates(*, home: SynthHome, group: TableGroup) -> dict[tuple[str, str], dict]:

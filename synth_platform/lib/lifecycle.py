@@ -330,10 +330,15 @@ def sample_table(
         path=str(paths.candidate),
     )
     _write_json(paths.candidate_info, asdict(result))
-    for kind in gx_suites.GATE_KINDS:  # results of an older candidate no longer apply
+    _forget_verdicts(paths)
+    return result
+
+
+def _forget_verdicts(paths: TablePaths) -> None:
+    """Results of an older candidate no longer apply."""
+    for kind in gx_suites.GATE_KINDS:
         paths.gate(kind).unlink(missing_ok=True)
     paths.report.unlink(missing_ok=True)
-    return result
 
 
 def replace_candidate(*, home: SynthHome, table: str, frame: pd.DataFrame) -> CandidateResult:
@@ -349,9 +354,7 @@ def replace_candidate(*, home: SynthHome, table: str, frame: pd.DataFrame) -> Ca
     tmp.replace(paths.candidate)
     result = CandidateResult(**{**old, "candidate_id": uuid.uuid4().hex, "rows": len(frame)})
     _write_json(paths.candidate_info, asdict(result))
-    for kind in gx_suites.GATE_KINDS:
-        paths.gate(kind).unlink(missing_ok=True)
-    paths.report.unlink(missing_ok=True)
+    _forget_verdicts(paths)
     return result
 
 

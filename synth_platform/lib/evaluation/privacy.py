@@ -788,8 +788,6 @@ def _recheck_kernel(query, reference_t, k, candidates, n_candidates, out):  # pr
     n_query, n_features = query.shape
     for q in numba.prange(n_query):
         n = n_candidates[q]
-        if n > candidates.shape[1]:
-            continue
         b0 = np.inf
         b1 = np.inf
         for t in range(n):
