@@ -388,13 +388,20 @@ def test_a_publisher_killed_at_any_instant_leaves_the_previous_release_set_servi
     # Kills spread over the whole publication...
     hits = [attempt(total * f) for f in (0.0, 0.2, 0.4, 0.6, 0.8)]
     # ...then aimed by bisection at the narrow windows (phases come in order; timings jitter).
+    # A window can be narrower than the jitter of the phases (fsync times vary by milliseconds):
+    # once the bounds are within 10 ms (or cross), draw delays within 20 ms of them instead.
+    rng = random.Random(0)
     for wanted in ({1}, {2, 3}, {4, 5}):
-        for _ in range(5):
+        for _ in range(40):
             if any(p in wanted for _, p in hits):
                 break
             lo = max([d for d, p in hits if p < min(wanted)], default=0.0)
             hi = min([d for d, p in hits if p > max(wanted)], default=total)
-            hits.append(attempt((lo + hi) / 2 if hi > lo else lo))
+            if hi - lo > 0.01:
+                delay = (lo + hi) / 2
+            else:
+                delay = max(0.0, rng.uniform(min(lo, hi) - 0.02, max(lo, hi) + 0.02))
+            hits.append(attempt(delay))
     hit = sorted({p for _, p in hits})
     print(
         f"\npublish {total:.3f} s; kills (delay s, phase): "
