@@ -25,13 +25,22 @@ $(VENV)/.installed: pyproject.toml constraints.txt requirements.lock
 setup: $(VENV)/.installed  ## create .venv and install pinned dependencies
 
 demo: setup  ## build the demo source and run the whole lifecycle (SCALE=1.0)
-	$(BIN)/python -m synth_platform.cli demo --scale $(SCALE)
+	$(BIN)/python -m bank_example.run demo --scale $(SCALE)
 
+# The DuckLake tests need the duckdb-ext-* wheels, which exist only for DuckDB 1.4.4: install that
+# DuckDB beside the venv's (not into it); tests/integration/test_lake.py runs itself under it.
+LAKE_DUCKDB := $(VENV)/ducklake-duckdb-1.4.4
+LAKE_PACKAGES := duckdb==1.4.4 duckdb-ext-ducklake==1.4.4.20260205 duckdb-ext-sqlite==1.4.4.20260205 \
+	duckdb-ext-postgres==1.4.4.20260205 duckdb-ext-httpfs==1.4.4.20260205
 test: setup  ## run the test suite
+	grep -qsxF "$(LAKE_PACKAGES)" $(LAKE_DUCKDB)/.installed || { rm -rf $(LAKE_DUCKDB) && \
+		$(BIN)/python -m pip install -q --no-deps --target $(LAKE_DUCKDB) $(LAKE_PACKAGES) && \
+		echo "$(LAKE_PACKAGES)" > $(LAKE_DUCKDB)/.installed; } || \
+		echo "warning: could not install DuckDB 1.4.4 + duckdb-ext-*: the DuckLake tests will skip"
 	$(BIN)/python -m pytest -q
 
 dev: setup  ## the Dagster UI on http://127.0.0.1:3000
-	$(BIN)/python -m synth_platform.cli init-home
+	$(BIN)/python -m bank_example.run init-home
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
 
 mlflow: setup  ## the MLflow UI on http://127.0.0.1:5000 (runs linked from Dagster)
@@ -42,7 +51,7 @@ bench: setup  ## all benchmarks; tables land in bench/results/
 	$(BIN)/python bench/run.py
 
 lint: setup
-	$(BIN)/ruff check synth_platform tests bench && $(BIN)/ruff format --check synth_platform tests bench
+	$(BIN)/ruff check synth_platform bank_example tests bench && $(BIN)/ruff format --check synth_platform bank_example tests bench
 
 lock: setup  ## refresh requirements.lock from the current environment
 	$(BIN)/python -m pip freeze --exclude-editable | grep -v '^synth.platform' > requirements.lock

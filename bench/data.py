@@ -188,7 +188,7 @@ DEMO_COLUMNS: dict[str, tuple[Columns, set[str]]] = {
 
 def demo_tables(scale: float, seed: int) -> dict[str, pd.DataFrame]:
     """The demo bank at ``scale`` (1.0: ~1,000 customers, ~15,000 transactions)."""
-    from synth_platform.lib.demo import DemoSize, generate_bank
+    from bank_example.generator import DemoSize, generate_bank
 
     return generate_bank(size=DemoSize.from_scale(scale), seed=seed)
 

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 import pandas as pd
 
 from bench.report import Table, write_result
-from synth_platform.lib.demo import DemoSize, generate_bank
+from bank_example.generator import DemoSize, generate_bank
 from synth_platform.lib.evaluation import evaluate_fidelity
 from synth_platform.lib.metadata import TableMetadata, derive_metadata
 from synth_platform.lib.multitable import (

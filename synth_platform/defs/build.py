@@ -1,108 +1,271 @@
-"""Assemble the Definitions: dbt assets, per-group and per-table synthetic assets, jobs,
-schedule."""
+"""`build_synthetic_definitions`: the factory behind `SyntheticTwinsComponent`.
+
+It reads the user's dbt manifest, finds the models whose meta has a `synthetic` block, and adds
+their synthetic lifecycle downstream of the asset keys that the user's own dbt assets already
+have (dagster-dbt's translation). It never builds a second copy of the dbt assets.
+"""
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
+import subprocess
 import sys
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
-from dagster_dbt import DbtCliResource, get_asset_key_for_model
+from dagster_dbt import DagsterDbtTranslator, DbtProject, get_asset_key_for_model
 
-from synth_platform.defs.dbt import DBT_PROJECT_DIR, build_dbt_assets, dbt_project, load_manifest
 from synth_platform.defs.groups import group_definitions
-from synth_platform.defs.resources import PROJECT_ROOT, MlflowResource, SynthHomeResource
-from synth_platform.defs.source import demo_bank_source
-from synth_platform.defs.tables import table_definitions
+from synth_platform.defs.resources import (
+    AttachmentConfig,
+    MlflowResource,
+    SynthHomeResource,
+    WarehouseResource,
+)
+from synth_platform.defs.tables import WAREHOUSE_POOL, Wiring, table_definitions
+from synth_platform.lib.errors import ProjectError
 from synth_platform.lib.home import SynthHome
 from synth_platform.lib.multitable import groups_from_specs
-from synth_platform.lib.specs import specs_from_manifest
+from synth_platform.lib.specs import ModelSpec, specs_from_manifest
 
-REFRESH_JOB = "synthetic_refresh"
+DEFAULT_JOB = "synthetic_refresh"
 DEFAULT_CRON = "0 3 * * *"
+DEFAULT_GROUP_PREFIX = "synthetic_"
 
 
-def build_definitions(
-    *,
-    root: Path | None = None,
-    project_dir: Path = DBT_PROJECT_DIR,
-    expectations_dir: Path | None = None,
-    cron: str | None = None,
-    mlflow_tracking_uri: str | None = None,
-) -> dg.Definitions:
-    """Build every definition from the dbt project; arguments override the environment.
+def _dbt_executable() -> str:
+    """The dbt next to this interpreter (a venv's bin/ need not be on PATH), else PATH's."""
+    beside = Path(sys.executable).with_name("dbt")
+    return str(beside) if beside.exists() else (shutil.which("dbt") or "dbt")
 
-    Environment (read here, at load time, never at import): `SYNTH_HOME` (state root, default
-    `<project>/.synth`), `SYNTH_REFRESH_CRON` (default 03:00 daily), `MLFLOW_TRACKING_URI`
-    (default SQLite under SYNTH_HOME), `SYNTH_EXPECTATIONS_DIR`, `SYNTH_PUBLIC_DIR`,
-    `MLFLOW_UI_URL`.
+
+def _newest_source_mtime(project_dir: Path) -> float:
+    files = [*project_dir.glob("models/**/*"), project_dir / "dbt_project.yml"]
+    return max((f.stat().st_mtime for f in files if f.is_file()), default=0.0)
+
+
+def ensure_manifest(project: DbtProject) -> Path:
+    """dbt's manifest of ``project``, re-parsed when missing or older than the models' files.
+
+    Opting a model in is a .yml edit; re-parsing on the next load (a `dagster dev` reload or a
+    new run) is what makes its synthetic assets appear without any Python change. A packaged
+    project (no model files next to it) uses its manifest as it is.
     """
-    root = Path(root or os.environ.get("SYNTH_HOME") or PROJECT_ROOT / ".synth").resolve()
-    home = SynthHome(root)
-    project = dbt_project(project_dir)
-    dbt_defs = build_dbt_assets(project)
-    specs = specs_from_manifest(load_manifest(project_dir))
+    manifest = Path(project.manifest_path).resolve()
+    project_dir = Path(project.project_dir).resolve()
+    if manifest.exists() and manifest.stat().st_mtime >= _newest_source_mtime(project_dir):
+        return manifest
+    args = [_dbt_executable(), "parse", "--quiet", "--target-path", str(manifest.parent)]
+    if _profiles_dir(project):
+        args += ["--profiles-dir", str(_profiles_dir(project))]
+    if project.profile:
+        args += ["--profile", project.profile]
+    if project.target:
+        args += ["--target", project.target]
+    proc = subprocess.run(args, cwd=project_dir, capture_output=True, text=True)
+    if proc.returncode != 0 or not manifest.exists():
+        raise ProjectError(
+            f"`dbt parse` failed in {project_dir}, so the opted-in models cannot be read; fix "
+            f"the dbt project (dbt's output follows):\n{proc.stdout[-4000:]}{proc.stderr[-4000:]}"
+        )
+    return manifest
 
-    assets: list[dg.AssetsDefinition] = [demo_bank_source, dbt_defs]
-    checks: list[dg.AssetChecksDefinition] = []
-    upstream = {m.name: get_asset_key_for_model([dbt_defs], m.name) for m in specs}
+
+def _profiles_dir(project: DbtProject) -> Path | None:
+    """The folder of profiles.yml dbt will use: the project's, when it holds one; else None
+    (dbt's own default: DBT_PROFILES_DIR, then ~/.dbt). DbtProject defaults it to the project
+    folder even when no profiles.yml is there."""
+    d = Path(project.profiles_dir).resolve() if project.profiles_dir else None
+    return d if d is not None and (d / "profiles.yml").exists() else None
+
+
+def _as_project(dbt_project: DbtProject | str | os.PathLike[str]) -> DbtProject:
+    if isinstance(dbt_project, DbtProject):
+        return dbt_project
+    path = Path(dbt_project).resolve()
+    if not (path / "dbt_project.yml").exists():
+        raise ProjectError(
+            f"{path} is not a dbt project (no dbt_project.yml); set `dbt_project` to the "
+            "folder of your dbt project."
+        )
+    return DbtProject(path)
+
+
+def _model_keys(
+    specs: Sequence[ModelSpec],
+    manifest: Mapping[str, Any],
+    *,
+    dbt_assets: Sequence[dg.AssetsDefinition] | None,
+    translator: DagsterDbtTranslator | None,
+    asset_key_prefix: Sequence[str],
+) -> dict[str, dg.AssetKey]:
+    """The asset key of each opted-in model as the user's dbt assets name it."""
+    if dbt_assets:
+        return {m.name: get_asset_key_for_model(list(dbt_assets), m.name) for m in specs}
+    translator = translator or DagsterDbtTranslator()
+    nodes = manifest.get("nodes", {})
+    keys = {}
+    for m in specs:
+        key = translator.get_asset_key(nodes[m.unique_id])
+        keys[m.name] = key.with_prefix(list(asset_key_prefix)) if asset_key_prefix else key
+    return keys
+
+
+def build_synthetic_definitions(
+    *,
+    dbt_project: DbtProject | str | os.PathLike[str],
+    home: str | os.PathLike[str] | None = None,
+    dbt_assets: Sequence[dg.AssetsDefinition] | None = None,
+    dagster_dbt_translator: DagsterDbtTranslator | None = None,
+    asset_key_prefix: Sequence[str] = (),
+    select: Sequence[str] | None = None,
+    exclude: Sequence[str] = (),
+    warehouse_path: str | os.PathLike[str] | None = None,
+    warehouse_attach: Sequence[Mapping[str, Any]] = (),
+    public_dir: str | os.PathLike[str] | None = None,
+    expectations_dir: str | os.PathLike[str] | None = None,
+    mlflow_tracking_uri: str | None = None,
+    mlflow_ui_url: str = "http://127.0.0.1:5000",
+    keep_releases: int | None = None,
+    group_prefix: str = DEFAULT_GROUP_PREFIX,
+    job_name: str | None = DEFAULT_JOB,
+    cron: str | None = DEFAULT_CRON,
+    pool: str | None = WAREHOUSE_POOL,
+) -> dg.Definitions:
+    """Synthetic twins of the dbt models that opt in with `meta.synthetic`.
+
+    Per table `<t>`: `<t>_split → <t>_synthesizer → <t>_synthetic` (+ blocking fidelity, privacy
+    and validity checks) `→ <t>_published`, with `<t>_split` depending on the model's existing
+    asset key; tables linked by dbt `relationships` tests are synthesized as one group.
+
+    Args:
+        dbt_project: The user's dbt project (a `DbtProject` or its directory). Its manifest is
+            read (`dbt parse` runs when it is missing or stale) and its profile names the
+            DuckDB warehouse the real tables are read from.
+        home: State home: private work files, the MLflow store, the public store and generated
+            suites. Default: `SYNTH_HOME`, else `.synth/` beside the dbt project.
+        dbt_assets: The user's `@dbt_assets` definitions; when given, model keys come from them
+            (`get_asset_key_for_model`), which respects any custom translator they use.
+        dagster_dbt_translator: Translator for model keys when `dbt_assets` is not given
+            (default: dagster-dbt's, which honours `meta.dagster.asset_key`).
+        asset_key_prefix: Prefix added to every translated model key (for a dbt component with
+            a key prefix).
+        select: Only these opted-in models (default: all of them).
+        exclude: Opted-in models to leave out.
+        warehouse_path: Read this DuckDB file instead of the dbt profile's warehouse.
+        warehouse_attach: Databases to attach with `warehouse_path` (dbt-duckdb `attach:`).
+        public_dir: Public store (default `<home>/public`): the only folder consumers get.
+        expectations_dir: Great Expectations suites (default `<home>/expectations`).
+        mlflow_tracking_uri: MLflow store (default: SQLite under `<home>/mlflow`).
+        mlflow_ui_url: Base URL of the MLflow UI, for the links shown in Dagster.
+        keep_releases: Releases kept per table (default: all).
+        group_prefix: Dagster group of a table or table group: `<prefix><table>`.
+        job_name: Name of the job refreshing every twin and its upstream assets (None: no job).
+        cron: Cron of the refresh schedule (stopped until switched on; None: no schedule).
+        pool: Concurrency pool of the steps reading the warehouse (DuckDB: one writer per file).
+
+    Returns:
+        Definitions with the assets, checks, resources (`synth`, `synth_mlflow`,
+        `synth_warehouse`), the refresh job and its schedule.
+
+    Raises:
+        SpecError: a `meta.synthetic` block is invalid (the message names model and field).
+        ProjectError: the dbt project cannot be parsed, or `select`/`exclude` name a model
+            that is not opted in.
+    """
+    project = _as_project(dbt_project)
+    project_dir = Path(project.project_dir).resolve()
+    root = Path(home or os.environ.get("SYNTH_HOME") or project_dir.parent / ".synth").resolve()
+    state = SynthHome(root, public=Path(public_dir).resolve() if public_dir else None)
+    manifest = json.loads(ensure_manifest(project).read_text())
+    specs = specs_from_manifest(manifest)
+    known = {m.name for m in specs}
+    for name in [*(select or ()), *exclude]:
+        if name not in known:
+            raise ProjectError(
+                f"synth_platform `select`/`exclude` names '{name}', which is not an opted-in dbt "
+                f"model (opted in: {sorted(known)}); add a `meta.synthetic` block to the model "
+                "or fix the name."
+            )
+    specs = [m for m in specs if (select is None or m.name in select) and m.name not in exclude]
+    upstream = _model_keys(
+        specs,
+        manifest,
+        dbt_assets=dbt_assets,
+        translator=dagster_dbt_translator,
+        asset_key_prefix=asset_key_prefix,
+    )
     by_name = {m.name: m for m in specs}
+
+    assets: list[dg.AssetsDefinition] = []
+    checks: list[dg.AssetChecksDefinition] = []
     # Models related by dbt `relationships` tests are synthesized together (errors name both
     # models of a cycle or of a reference to a model that is not opted in).
     groups = groups_from_specs(specs)
     grouped = {t for g in groups for t in g.tables}
     for group in groups:
-        a, c = group_definitions(group, by_name, upstream)
+        a, c = group_definitions(
+            group, by_name, upstream, wiring=Wiring(group=f"{group_prefix}{group.label}", pool=pool)
+        )
         assets += a
         checks += c
     for model in specs:
         if model.name in grouped:
             continue
-        a, c = table_definitions(model, upstream[model.name])
+        a, c = table_definitions(
+            model, upstream[model.name], wiring=Wiring(group=f"{group_prefix}{model.name}", pool=pool)
+        )
         assets += a
         checks += c
 
-    refresh = dg.define_asset_job(
-        REFRESH_JOB,
-        selection=dg.AssetSelection.all(),
-        description="Source → dbt → split → train → sample → gates → publish, every table.",
-    )
-    schedule = dg.ScheduleDefinition(
-        name=f"{REFRESH_JOB}_schedule",
-        job=refresh,
-        cron_schedule=cron or os.environ.get("SYNTH_REFRESH_CRON") or DEFAULT_CRON,
-        description="Refresh and republish every synthetic table (cron: SYNTH_REFRESH_CRON).",
-    )
+    jobs, schedules = [], []
+    if job_name and assets:
+        ours = dg.AssetSelection.assets(*assets)
+        refresh = dg.define_asset_job(
+            job_name,
+            # The twins and everything upstream of them (the user's dbt models and sources).
+            selection=ours.upstream(),
+            description="dbt models → split → train → sample → gates → publish, every "
+            "synthetic twin. One table: `dg launch --assets 'tag:synth_platform/table=<t>'`.",
+        )
+        jobs.append(refresh)
+        if cron:
+            schedules.append(
+                dg.ScheduleDefinition(
+                    name=f"{job_name}_schedule",
+                    job=refresh,
+                    cron_schedule=cron,
+                    description="Refresh and republish every synthetic twin.",
+                )
+            )
     return dg.Definitions(
         assets=assets,
         asset_checks=checks,
-        jobs=[refresh],
-        schedules=[schedule],
+        jobs=jobs,
+        schedules=schedules,
         resources={
-            # The dbt next to this interpreter: a venv's bin/ need not be on PATH.
-            "dbt": DbtCliResource(
-                project_dir=project,
-                profiles_dir=str(project_dir),
-                dbt_executable=str(Path(sys.executable).with_name("dbt")),
-            ),
             "synth": SynthHomeResource(
                 root=str(root),
                 expectations_dir=str(
-                    expectations_dir
-                    or os.environ.get("SYNTH_EXPECTATIONS_DIR")
-                    or PROJECT_ROOT / "expectations"
+                    Path(expectations_dir).resolve() if expectations_dir else root / "expectations"
                 ),
-                public_dir=os.environ.get("SYNTH_PUBLIC_DIR") or None,
+                public_dir=str(state.public_dir),
+                keep_releases=keep_releases,
             ),
-            "mlflow": MlflowResource(
-                tracking_uri=mlflow_tracking_uri
-                or os.environ.get("MLFLOW_TRACKING_URI")
-                or home.mlflow_tracking_uri,
-                ui_url=os.environ.get("MLFLOW_UI_URL", "http://127.0.0.1:5000"),
+            "synth_mlflow": MlflowResource(
+                tracking_uri=mlflow_tracking_uri or state.mlflow_tracking_uri, ui_url=mlflow_ui_url
+            ),
+            "synth_warehouse": WarehouseResource(
+                dbt_project_dir=str(project_dir),
+                profiles_dir=str(_profiles_dir(project)) if _profiles_dir(project) else None,
+                profile=project.profile,
+                target=project.target,
+                path=str(Path(warehouse_path).resolve()) if warehouse_path else None,
+                attach=[AttachmentConfig(**dict(a)) for a in warehouse_attach],
             ),
         },
-        # Steps share one DuckDB warehouse and a SQLite MLflow store: run them in one process
-        # by default. Pools (`duckdb_warehouse`) keep the multiprocess/k8s executors safe too.
-        executor=dg.in_process_executor,
     )

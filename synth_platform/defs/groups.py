@@ -6,7 +6,6 @@ plus, per child table, `<t>_integrity`, `<t>_cardinality` and `<t>_cross_table` 
 `<group>_group_published` (one step publishing every `<t>_published` in one atomic commit).
 """
 
-from __future__ import annotations
 
 from collections.abc import Mapping
 
@@ -14,10 +13,14 @@ import dagster as dg
 
 from synth_platform.defs.resources import MlflowResource, SynthHomeResource
 from synth_platform.defs.tables import (
+    Wiring,
     _md_table,
     candidate_metadata,
+    column_schema,
     gate_checks,
+    mlflow_links,
     release_metadata,
+    run_tags,
     split_asset,
 )
 from synth_platform.lib import group as G
@@ -26,15 +29,19 @@ from synth_platform.lib.specs import ModelSpec
 
 
 def group_definitions(
-    group: TableGroup, models: Mapping[str, ModelSpec], upstream: Mapping[str, dg.AssetKey]
+    group: TableGroup,
+    models: Mapping[str, ModelSpec],
+    upstream: Mapping[str, dg.AssetKey],
+    *,
+    wiring: Wiring,
 ) -> tuple[list[dg.AssetsDefinition], list[dg.AssetChecksDefinition]]:
     """Assets and checks of one group (see the module docstring)."""
     slug = G.group_slug(group)
-    dagster_group = f"synthetic_{slug}"
+    dagster_group = wiring.group
     tags = {"synth_platform/group": slug}
     rels = "; ".join(f"`{r.key}`" for r in group.relationships)
     assets: list[dg.AssetsDefinition] = [
-        split_asset(models[t], upstream[t], group=dagster_group, parents=G.parent_keys(group, t))
+        split_asset(models[t], upstream[t], wiring=wiring, parents=G.parent_keys(group, t))
         for t in group.tables
     ]
     checks: list[dg.AssetChecksDefinition] = []
@@ -47,9 +54,15 @@ def group_definitions(
         "SDV HMA where it accepts the schema and the row budget, else one synthesizer per "
         "table with children re-keyed to synthetic parents (`meta.synthetic.multi_table`).",
     )  # fmt: skip
-    def synthesizer(synth: SynthHomeResource, mlflow: MlflowResource) -> dg.MaterializeResult:
+    def synthesizer(
+        context: dg.AssetExecutionContext, synth: SynthHomeResource, synth_mlflow: MlflowResource
+    ) -> dg.MaterializeResult:
         r = G.train_group(
-            home=synth.home.ensure(), group=group, models=models, tracking_uri=mlflow.tracking_uri
+            home=synth.home.ensure(),
+            group=group,
+            models=models,
+            tracking_uri=synth_mlflow.tracking_uri,
+            run_tags=run_tags(context, synth_key.to_user_string()),
         )
         return dg.MaterializeResult(
             metadata={
@@ -82,6 +95,7 @@ def group_definitions(
                 group_name=dagster_group,
                 kinds={"parquet"},
                 tags={**tags, "synth_platform/table": t},
+                metadata={"dagster/column_schema": column_schema(models[t])},
                 description=f"Seeded synthetic `{t}` sampled with its group `{group.name}`: "
                 "every foreign key points at a synthetic parent row. Private until every "
                 "blocking check of the group passes.",
@@ -94,7 +108,7 @@ def group_definitions(
         out = G.sample_group(home=synth.home.ensure(), group=group, models=models)
         for t in group.tables:
             yield dg.MaterializeResult(
-                asset_key=f"{t}_synthetic", metadata=candidate_metadata(out[t])
+                asset_key=f"{t}_synthetic", metadata=candidate_metadata(models[t], out[t])
             )
 
     assets += [synthesizer, synthetic]
@@ -113,6 +127,7 @@ def group_definitions(
                 group_name=dagster_group,
                 kinds={"parquet", "duckdb"},
                 tags={**tags, "synth_platform/table": t},
+                metadata={"dagster/column_schema": column_schema(models[t])},
                 description=f"Published synthetic `{t}`, released together with the rest of "
                 f"group `{group.name}` in one atomic commit, only when every blocking check of "
                 "every table of the group passed.",
@@ -121,7 +136,7 @@ def group_definitions(
         ],
         can_subset=False,
     )
-    def published(synth: SynthHomeResource):
+    def published(synth: SynthHomeResource, synth_mlflow: MlflowResource):
         releases = G.publish_group_tables(
             home=synth.home.ensure(), group=group, models=models, keep=synth.keep_releases
         )
@@ -130,7 +145,7 @@ def group_definitions(
             yield dg.MaterializeResult(
                 asset_key=f"{t}_published",
                 metadata={
-                    **release_metadata(synth, t, release),
+                    **release_metadata(synth, synth_mlflow, models[t], release),
                     "release_set": release.manifest.get("release_set", ""),
                     "group": group.name,
                 },
@@ -148,10 +163,10 @@ def _group_check(
         asset=dg.AssetKey(f"{table}_synthetic"), name=f"{table}_{kind}", blocking=True,
         description=G.GROUP_GATE_DESCRIPTIONS[kind],
     )  # fmt: skip
-    def check(synth: SynthHomeResource, mlflow: MlflowResource) -> dg.AssetCheckResult:
+    def check(synth: SynthHomeResource, synth_mlflow: MlflowResource) -> dg.AssetCheckResult:
         r = G.evaluate_group_gate(
             home=synth.home.ensure(), group=group, models=models, table=table, kind=kind,
-            expectations_dir=synth.expectations_dir, tracking_uri=mlflow.tracking_uri,
+            expectations_dir=synth.expectations_dir, tracking_uri=synth_mlflow.tracking_uri,
         )  # fmt: skip
         metadata = {
             "score": dg.MetadataValue.float(r.score),
@@ -162,7 +177,11 @@ def _group_check(
             "candidates": dg.MetadataValue.json(r.candidates),
         }
         if r.report_uri:
-            metadata["full_result"] = dg.MetadataValue.url(r.report_uri)
+            metadata.update(
+                mlflow_links(
+                    synth_mlflow, r.run_id, artifact=f"group/{table}.{kind}.json", name="full_result"
+                )
+            )
         if r.failures:
             metadata["failures"] = dg.MetadataValue.md("\n".join(f"- {f}" for f in r.failures))
         return dg.AssetCheckResult(

@@ -2,18 +2,70 @@
 
 The builders are shared with `groups.py`, which wires tables synthesized as a group."""
 
+
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import dagster as dg
 import pandas as pd
+import pyarrow.parquet as pq
 
-from synth_platform.defs.dbt import WAREHOUSE_POOL
-from synth_platform.defs.resources import MlflowResource, SynthHomeResource
+from synth_platform.defs.resources import MlflowResource, SynthHomeResource, WarehouseResource
 from synth_platform.lib import lifecycle
 from synth_platform.lib.expectations import GATE_KINDS
 from synth_platform.lib.publish import Release
 from synth_platform.lib.specs import ModelSpec
+from synth_platform.lib.tracking import experiment_of
+
+#: Default concurrency pool of the steps that read the DuckDB warehouse (one writer per file).
+WAREHOUSE_POOL = "duckdb_warehouse"
+
+
+@dataclass(frozen=True)
+class Wiring:
+    """How the assets of one table are named and placed (set by the factory)."""
+
+    group: str
+    pool: str | None = WAREHOUSE_POOL
+
+
+def run_tags(context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext, key: str) -> dict:
+    """Tags that tie an MLflow run to the Dagster run and asset that produced it."""
+    return {"dagster.run_id": context.run.run_id, "dagster.asset_key": key}
+
+
+def column_schema(model: ModelSpec, types: dict[str, str] | None = None) -> dg.TableSchema:
+    """`dagster/column_schema` of a synthetic table: dbt descriptions, faked-PII tags.
+
+    Args:
+        model: The opted-in model (its dbt columns, descriptions and PII).
+        types: Column -> type as written (the candidate's Parquet schema); without it, the
+            columns and types documented in dbt (excluded columns left out).
+    """
+    pii = model.pii
+    names = list(types) if types is not None else [
+        c for c in model.columns if c not in set(model.spec.exclude)
+    ]
+    cols = []
+    for name in names:
+        info = model.columns.get(name)
+        tags = {"synth_platform/pii": "faked", "synth_platform/faker": pii[name]} if name in pii else {}
+        cols.append(
+            dg.TableColumn(
+                name=name,
+                type=(types or {}).get(name) or (info.data_type if info else None) or "unknown",
+                description=(info.description if info else None) or None,
+                tags=tags,
+            )
+        )
+    return dg.TableSchema(columns=cols)
+
+
+def parquet_types(path) -> dict[str, str]:
+    """Column -> Arrow type of a Parquet file (read from its footer only)."""
+    schema = pq.read_schema(path)
+    return {f.name: str(f.type) for f in schema}
 
 GATE_DESCRIPTIONS = {
     "fidelity": "Column shapes (KS/TV complement) and pair trends (correlation/contingency "
@@ -52,16 +104,22 @@ def _headline_scores(scores: dict) -> dict[str, dg.MetadataValue]:
     return out
 
 
-def _report_link(home, table: str) -> dict[str, dg.MetadataValue]:
-    path = lifecycle.paths_for(home, table).report
-    return {"evaluation_report": dg.MetadataValue.path(str(path))} if path.exists() else {}
+def mlflow_links(
+    mlflow: MlflowResource, run_id: str | None, *, artifact: str | None = None, name: str
+) -> dict[str, dg.MetadataValue]:
+    """An http link into the MLflow UI: the run page, or one artifact in its artifact view."""
+    if not run_id:
+        return {}
+    exp = experiment_of(tracking_uri=mlflow.tracking_uri, run_id=run_id)
+    url = mlflow.artifact_url(exp, run_id, artifact) if artifact else mlflow.run_url(exp, run_id)
+    return {name: dg.MetadataValue.url(url)}
 
 
 def split_asset(
     model: ModelSpec,
     upstream: dg.AssetKey,
     *,
-    group: str,
+    wiring: Wiring,
     parents: tuple[lifecycle.ParentKey, ...] = (),
 ) -> dg.AssetsDefinition:
     """`<t>_split`: the seeded train/holdout split (after its parents' splits in a group)."""
@@ -76,13 +134,20 @@ def split_asset(
     )
 
     @dg.asset(
-        key=dg.AssetKey(f"{t}_split"), deps=deps, group_name=group, kinds={"duckdb", "parquet"},
-        pool=WAREHOUSE_POOL, tags={"synth_platform/table": t},
+        key=dg.AssetKey(f"{t}_split"), deps=deps, group_name=wiring.group,
+        kinds={"duckdb", "parquet"}, pool=wiring.pool, tags={"synth_platform/table": t},
         description=f"Seeded, stable train/holdout split of `{t}` (private; holdout never "
         f"trains).{follows}",
     )  # fmt: skip
-    def split(synth: SynthHomeResource) -> dg.MaterializeResult:
-        r = lifecycle.split_table(home=synth.home.ensure(), model=model, parents=parents)
+    def split(
+        synth: SynthHomeResource, synth_warehouse: WarehouseResource
+    ) -> dg.MaterializeResult:
+        r = lifecycle.split_table(
+            home=synth.home.ensure(),
+            warehouse=synth_warehouse.warehouse(),
+            model=model,
+            parents=parents,
+        )
         m = r.metadata
         kinds = [{"column": c, "treated_as": k} for k, cols in (
             ("key", [m.primary_key] if m.primary_key else []),
@@ -103,25 +168,33 @@ def split_asset(
     return split
 
 
-def synthesizer_asset(model: ModelSpec, *, group: str) -> dg.AssetsDefinition:
+def synthesizer_asset(model: ModelSpec, *, wiring: Wiring) -> dg.AssetsDefinition:
     """`<t>_synthesizer`: the single-table SDV fit, one MLflow run."""
     t = model.name
 
     @dg.asset(
-        key=dg.AssetKey(f"{t}_synthesizer"), deps=[dg.AssetKey(f"{t}_split")], group_name=group,
+        key=dg.AssetKey(f"{t}_synthesizer"), deps=[dg.AssetKey(f"{t}_split")],
+        group_name=wiring.group,
         kinds={"sdv", "mlflow"}, tags={"synth_platform/table": t},
         description=f"SDV `{model.spec.synthesizer}` fitted on `{t}` training rows; one MLflow "
         "run per fit with the model registered.",
     )  # fmt: skip
-    def synthesizer(synth: SynthHomeResource, mlflow: MlflowResource) -> dg.MaterializeResult:
+    def synthesizer(
+        context: dg.AssetExecutionContext, synth: SynthHomeResource, synth_mlflow: MlflowResource
+    ) -> dg.MaterializeResult:
         r = lifecycle.train_table(
-            home=synth.home.ensure(), model=model, tracking_uri=mlflow.tracking_uri
+            home=synth.home.ensure(),
+            model=model,
+            tracking_uri=synth_mlflow.tracking_uri,
+            run_tags=run_tags(context, f"{t}_synthesizer"),
         )
         return dg.MaterializeResult(
             metadata={
-                "mlflow_run": dg.MetadataValue.url(mlflow.run_url(r.experiment_id, r.run_id)),
+                "mlflow_run": dg.MetadataValue.url(
+                    synth_mlflow.run_url(r.experiment_id, r.run_id)
+                ),
                 "mlflow_run_id": r.run_id,
-                "mlflow_tracking_uri": mlflow.tracking_uri,
+                "mlflow_tracking_uri": synth_mlflow.tracking_uri,
                 "registered_model": f"{r.model_name} v{r.model_version}",
                 "synthesizer": model.spec.synthesizer,
                 "fit_seconds": round(r.fit_seconds, 3),
@@ -133,32 +206,33 @@ def synthesizer_asset(model: ModelSpec, *, group: str) -> dg.AssetsDefinition:
     return synthesizer
 
 
-def candidate_metadata(r: lifecycle.CandidateResult) -> dict[str, Any]:
-    """Metadata of a `<t>_synthetic` materialization."""
-    preview = pd.read_parquet(r.path).head(5)
+def candidate_metadata(model: ModelSpec, r: lifecycle.CandidateResult) -> dict[str, Any]:
+    """Metadata of a `<t>_synthetic` materialization. No rows: the candidate has not passed
+    its gates yet (a preview appears on `<t>_published`)."""
     return {
         "candidate_id": r.candidate_id,
         "dagster/row_count": r.rows,
+        "dagster/column_schema": column_schema(model, parquet_types(r.path)),
         "seed": r.seed,
         "sample_seconds": round(r.sample_seconds, 3),
         "mlflow_run_id": r.run_id,
-        "preview": dg.MetadataValue.md(preview.to_markdown(index=False)),
     }
 
 
-def synthetic_asset(model: ModelSpec, *, group: str) -> dg.AssetsDefinition:
+def synthetic_asset(model: ModelSpec, *, wiring: Wiring) -> dg.AssetsDefinition:
     """`<t>_synthetic`: the seeded candidate sample (private until the gates pass)."""
     t = model.name
 
     @dg.asset(
         key=dg.AssetKey(f"{t}_synthetic"), deps=[dg.AssetKey(f"{t}_synthesizer")],
-        group_name=group, kinds={"parquet"}, tags={"synth_platform/table": t},
+        group_name=wiring.group, kinds={"parquet"}, tags={"synth_platform/table": t},
+        metadata={"dagster/column_schema": column_schema(model)},
         description=f"Seeded synthetic sample of `{t}`, written in batches: a private "
         "candidate until every blocking check passes.",
     )  # fmt: skip
     def synthetic(synth: SynthHomeResource) -> dg.MaterializeResult:
         r = lifecycle.sample_table(home=synth.home.ensure(), model=model)
-        return dg.MaterializeResult(metadata=candidate_metadata(r))
+        return dg.MaterializeResult(metadata=candidate_metadata(model, r))
 
     return synthetic
 
@@ -173,14 +247,14 @@ def gate_checks(model: ModelSpec) -> list[dg.AssetChecksDefinition]:
             asset=cand_key, name=f"{t}_{kind}", blocking=True,
             description=GATE_DESCRIPTIONS[kind],
         )  # fmt: skip
-        def check(synth: SynthHomeResource, mlflow: MlflowResource) -> dg.AssetCheckResult:
+        def check(synth: SynthHomeResource, synth_mlflow: MlflowResource) -> dg.AssetCheckResult:
             home = synth.home.ensure()
             r = lifecycle.evaluate_gate(
                 home=home,
                 model=model,
                 kind=kind,
                 expectations_dir=synth.expectations_dir,
-                tracking_uri=mlflow.tracking_uri,
+                tracking_uri=synth_mlflow.tracking_uri,
             )
             metadata = {
                 "score": dg.MetadataValue.float(r.score),
@@ -191,13 +265,25 @@ def gate_checks(model: ModelSpec) -> list[dg.AssetChecksDefinition]:
                 "candidate_id": r.candidate_id,
             }
             if r.report_uri:
-                metadata["full_result"] = dg.MetadataValue.url(r.report_uri)
+                metadata.update(
+                    mlflow_links(
+                        synth_mlflow, r.run_id, artifact=f"gates/{kind}.json", name="full_result"
+                    )
+                )
             report = lifecycle.render_evaluation_report(
-                home=home, model=model, tracking_uri=mlflow.tracking_uri
+                home=home, model=model, tracking_uri=synth_mlflow.tracking_uri
             )
             if report is not None:
                 path, uri = report
-                metadata["evaluation_report"] = dg.MetadataValue.url(uri or path.as_uri())
+                if uri:
+                    metadata.update(
+                        mlflow_links(
+                            synth_mlflow,
+                            r.run_id,
+                            artifact="gates/report.html",
+                            name="evaluation_report",
+                        )
+                    )
                 metadata["evaluation_report_path"] = dg.MetadataValue.path(str(path))
             if r.failures:
                 metadata["failures"] = dg.MetadataValue.md(
@@ -218,12 +304,18 @@ def gate_checks(model: ModelSpec) -> list[dg.AssetChecksDefinition]:
     return [make_check(k) for k in GATE_KINDS]
 
 
-def release_metadata(synth: SynthHomeResource, t: str, release: Release) -> dict[str, Any]:
-    """Metadata of a `<t>_published` materialization."""
+def release_metadata(
+    synth: SynthHomeResource, mlflow: MlflowResource, model: ModelSpec, release: Release
+) -> dict[str, Any]:
+    """Metadata of a `<t>_published` materialization (its rows passed every gate)."""
+    t = model.name
     catalog = synth.home.public_dir / "catalog.duckdb"
+    preview = pd.read_parquet(release.data).head(5)
     return {
         "version": release.version,
         "dagster/row_count": release.manifest["rows"],
+        "dagster/column_schema": column_schema(model, parquet_types(release.data)),
+        "preview": dg.MetadataValue.md(preview.to_markdown(index=False)),
         "data": dg.MetadataValue.path(str(release.data)),
         "catalog": dg.MetadataValue.path(str(catalog)),
         "query": dg.MetadataValue.md(
@@ -234,26 +326,27 @@ def release_metadata(synth: SynthHomeResource, t: str, release: Release) -> dict
         "scores": dg.MetadataValue.json(release.manifest["scores"]),
         "mlflow_run_id": release.manifest["mlflow_run_id"],
         **_headline_scores(release.manifest["scores"]),
-        **_report_link(synth.home, t),
+        **mlflow_links(mlflow, release.manifest.get("mlflow_run_id"), name="mlflow_run"),
     }
 
 
-def published_asset(model: ModelSpec, *, group: str) -> dg.AssetsDefinition:
+def published_asset(model: ModelSpec, *, wiring: Wiring) -> dg.AssetsDefinition:
     """`<t>_published`: the versioned public release, written only when every gate passed."""
     t = model.name
 
     @dg.asset(
         key=dg.AssetKey(f"{t}_published"), deps=[dg.AssetKey(f"{t}_synthetic")],
-        group_name=group, kinds={"parquet", "duckdb"}, tags={"synth_platform/table": t},
+        group_name=wiring.group, kinds={"parquet", "duckdb"}, tags={"synth_platform/table": t},
+        metadata={"dagster/column_schema": column_schema(model)},
         description=f"Published synthetic `{t}`: a versioned, immutable release in the public "
         "store, written only when every blocking check on the candidate passed.",
     )  # fmt: skip
-    def published(synth: SynthHomeResource) -> dg.MaterializeResult:
+    def published(synth: SynthHomeResource, synth_mlflow: MlflowResource) -> dg.MaterializeResult:
         release = lifecycle.publish_table(
             home=synth.home.ensure(), model=model, keep=synth.keep_releases
         )
         return dg.MaterializeResult(
-            metadata=release_metadata(synth, t, release),
+            metadata=release_metadata(synth, synth_mlflow, model, release),
             data_version=dg.DataVersion(release.version),
         )
 
@@ -261,14 +354,13 @@ def published_asset(model: ModelSpec, *, group: str) -> dg.AssetsDefinition:
 
 
 def table_definitions(
-    model: ModelSpec, upstream: dg.AssetKey
+    model: ModelSpec, upstream: dg.AssetKey, *, wiring: Wiring
 ) -> tuple[list[dg.AssetsDefinition], list[dg.AssetChecksDefinition]]:
     """Assets and checks of one standalone synthetic table, named after the data they hold."""
-    group = f"synthetic_{model.name}"
     assets = [
-        split_asset(model, upstream, group=group),
-        synthesizer_asset(model, group=group),
-        synthetic_asset(model, group=group),
-        published_asset(model, group=group),
+        split_asset(model, upstream, wiring=wiring),
+        synthesizer_asset(model, wiring=wiring),
+        synthetic_asset(model, wiring=wiring),
+        published_asset(model, wiring=wiring),
     ]
     return assets, gate_checks(model)

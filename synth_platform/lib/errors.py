@@ -22,6 +22,10 @@ class SpecError(SynthPlatformError):
         )
 
 
+class ProjectError(SynthPlatformError):
+    """The user's dbt project or the plugin's configuration cannot be used as given."""
+
+
 class SourceError(SynthPlatformError):
     """The real table to synthesize is missing, empty or unreadable."""
 

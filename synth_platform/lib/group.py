@@ -84,8 +84,8 @@ _GROUP_METRICS: dict[str, dict[str, tuple[str | None, str, float | None]]] = {
 
 
 def group_slug(group: TableGroup) -> str:
-    """File- and asset-safe name of a group (``a+b`` roots become ``a__b``)."""
-    return safe_identifier(group.name.replace("+", "__"), what="group")
+    """File- and asset-safe name of a group: its :attr:`TableGroup.label`."""
+    return safe_identifier(group.label, what="group")
 
 
 @dataclass(frozen=True)
@@ -240,9 +240,16 @@ def _table_parameters(models: Mapping[str, ModelSpec], tables: Sequence[str]) ->
 
 
 def train_group(
-    *, home: SynthHome, group: TableGroup, models: Mapping[str, ModelSpec], tracking_uri: str
+    *,
+    home: SynthHome,
+    group: TableGroup,
+    models: Mapping[str, ModelSpec],
+    tracking_uri: str,
+    run_tags: Mapping[str, str] | None = None,
 ) -> GroupTrainResult:
-    """Choose the strategy, derive the SDV multi-table metadata, fit and record the group."""
+    """Choose the strategy, derive the SDV multi-table metadata, fit and record the group.
+
+    ``run_tags`` are added to every MLflow run (the orchestrator's run id and asset key)."""
     paths = group_paths(home, group)
     metas = {t: lifecycle.load_metadata(lifecycle.paths_for(home, t), t) for t in group.tables}
     train = {t: pd.read_parquet(lifecycle.paths_for(home, t).train) for t in group.tables}
@@ -257,7 +264,9 @@ def train_group(
     start = time.perf_counter()
     if strategy == "independent":
         for t in group.tables:
-            r = lifecycle.train_table(home=home, model=models[t], tracking_uri=tracking_uri)
+            r = lifecycle.train_table(
+                home=home, model=models[t], tracking_uri=tracking_uri, run_tags=run_tags
+            )
             runs[t] = r.run_id
             log_run_artifact(
                 tracking_uri=tracking_uri, run_id=r.run_id, name="sdv_multi_table_metadata.json",
@@ -294,6 +303,7 @@ def train_group(
                 "synth_platform.tables": ",".join(group.tables),
                 "synth_platform.code_version": code_version(),
                 **{f"synth_platform.source_fingerprint.{t}": fp for t, fp in fingerprints.items()},
+                **(run_tags or {}),
             },
             metrics={"fit_seconds": fit.fit_seconds, **{f"train_rows.{t}": n for t, n in fit.rows.items()}},
             synthesizer=fit.synthesizer,
@@ -456,6 +466,7 @@ class GroupGateResult:
     suite_path: str
     report_uri: str | None
     evaluated_at: str
+    run_id: str | None = None  # the MLflow run holding the gate's full result
 
 
 def _current_candidates(home: SynthHome, tables: Sequence[str]) -> dict[str, str]:
@@ -573,6 +584,7 @@ def evaluate_group_gate(
         suite_path=str(suite_path),
         report_uri=report_uri,
         evaluated_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        run_id=run_id,
     )
     _write_json(group_paths(home, group).gate(table, kind), asdict(result))
     return result

@@ -12,20 +12,13 @@ from synth_platform.lib.identifiers import safe_identifier
 class SynthHome:
     """Paths of every piece of local state, derived from one root directory.
 
-    Private zone: source, warehouse, private (splits, candidates, models, gate results),
-    mlflow. Public zone: public (published releases and their manifests only).
+    Private zone: private (splits, candidates, models, gate results), mlflow. Public zone:
+    public (published releases and their manifests only). The real data stays where the
+    user's dbt profile keeps it (:mod:`synth_platform.lib.warehouse`).
     """
 
     root: Path
     public: Path | None = None
-
-    @property
-    def source_db(self) -> Path:
-        return self.root / "source" / "bank.duckdb"
-
-    @property
-    def warehouse_db(self) -> Path:
-        return self.root / "warehouse" / "warehouse.duckdb"
 
     @property
     def private_dir(self) -> Path:
@@ -47,10 +40,6 @@ class SynthHome:
     def public_dir(self) -> Path:
         return self.public if self.public is not None else self.root / "public"
 
-    @property
-    def dagster_home(self) -> Path:
-        return self.root / "dagster"
-
     def table_dir(self, table: str) -> Path:
         """Private working directory of one synthetic table."""
         return self.private_dir / safe_identifier(table, what="table")
@@ -58,12 +47,9 @@ class SynthHome:
     def ensure(self) -> SynthHome:
         """Create the directories of the layout (idempotent)."""
         for d in (
-            self.source_db.parent,
-            self.warehouse_db.parent,
             self.private_dir,
             self.mlflow_artifacts,
             self.public_dir,
-            self.dagster_home,
         ):
             d.mkdir(parents=True, exist_ok=True)
         return self

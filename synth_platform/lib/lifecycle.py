@@ -13,6 +13,7 @@ import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
 
 import cloudpickle
@@ -43,6 +44,7 @@ from synth_platform.lib.specs import ModelSpec
 from synth_platform.lib.split import fingerprint, holdout_mask
 from synth_platform.lib.synthesis import fit_synthesizer, to_arrow, write_candidate, write_frame
 from synth_platform.lib.tracking import code_version, log_run_artifact, log_training
+from synth_platform.lib.warehouse import Warehouse
 
 
 @dataclass(frozen=True)
@@ -125,9 +127,14 @@ class ParentKey:
 
 
 def split_table(
-    *, home: SynthHome, model: ModelSpec, parents: tuple[ParentKey, ...] = ()
+    *,
+    home: SynthHome,
+    warehouse: Warehouse,
+    model: ModelSpec,
+    parents: tuple[ParentKey, ...] = (),
 ) -> SplitResult:
-    """Read the real table, derive its metadata, and write a seeded train/holdout split.
+    """Read the real table from the warehouse, derive its metadata, and write a seeded
+    train/holdout split.
 
     With ``parents`` (the table is a child in a synthesis group; the parents' splits must
     exist), a row follows its parent: it is held out exactly when a parent row it references
@@ -135,7 +142,7 @@ def split_table(
     training rows. Rows without a resolvable parent key are split on their own key.
     """
     real = read_real_table(
-        warehouse=home.warehouse_db,
+        warehouse=warehouse,
         relation=model.relation,
         table=model.name,
         exclude=tuple(model.spec.exclude),
@@ -202,8 +209,17 @@ def _pip_requirements() -> list[str]:
     return [f"{p}=={version(p)}" for p in ("sdv", "pandas", "cloudpickle")]
 
 
-def train_table(*, home: SynthHome, model: ModelSpec, tracking_uri: str) -> TrainResult:
-    """Fit the synthesizer on the training rows and record the run in MLflow."""
+def train_table(
+    *,
+    home: SynthHome,
+    model: ModelSpec,
+    tracking_uri: str,
+    run_tags: Mapping[str, str] | None = None,
+) -> TrainResult:
+    """Fit the synthesizer on the training rows and record the run in MLflow.
+
+    ``run_tags`` are added to the MLflow run (the orchestrator's run id and asset key).
+    """
     paths = paths_for(home, model.name)
     meta, sdv = load_metadata(paths, model.name)
     fp = _read_json(paths.metadata, table=model.name, step=f"{model.name}_split")[
@@ -228,6 +244,7 @@ def train_table(*, home: SynthHome, model: ModelSpec, tracking_uri: str) -> Trai
             "synth_platform.dbt_model": model.unique_id,
             "synth_platform.source_fingerprint": fp,
             "synth_platform.code_version": code_version(),
+            **(run_tags or {}),
         },
         metrics={
             "fit_seconds": fit.fit_seconds,
@@ -378,6 +395,7 @@ class GateResult:
     evaluated_at: str
     checks: list[dict[str, Any]] = field(default_factory=list)
     suite_paths: list[str] = field(default_factory=list)
+    run_id: str | None = None  # the MLflow run holding the gate's full result
 
 
 def _fidelity_metrics(
@@ -628,6 +646,7 @@ def evaluate_gate(
         evaluated_at=datetime.now(UTC).isoformat(timespec="seconds"),
         checks=checks,
         suite_paths=[str(suites[k]) for k in gx_suites.GATE_SUITES[kind]],
+        run_id=cand.get("run_id"),
     )
     _write_json(paths.gate(kind), asdict(result))
     return result

@@ -132,6 +132,17 @@ class TableGroup:
                     depth[table] = max(depth[table], depth[r.parent] + 1)
         return max(depth.values(), default=0)
 
+    @property
+    def label(self) -> str:
+        """A readable one-table name for the group: its root when it has one, else its fact
+        table (the one table no other table references: `flights` in a star schema of
+        `airlines`, `airports`, `planes` and `flights`), else its roots joined by ``_``."""
+        if len(self.roots) == 1:
+            return self.roots[0]
+        parents = {r.parent for r in self.relationships}
+        sinks = [t for t in self.tables if t not in parents]
+        return sinks[0] if len(sinks) == 1 else "_".join(self.roots)
+
     def key_columns(self, table: str) -> frozenset[str]:
         """Columns of ``table`` that are keys within the group (referenced or referencing)."""
         keys = {r.child_column for r in self.relationships if r.child == table}

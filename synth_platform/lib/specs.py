@@ -258,7 +258,7 @@ class ModelSpec:
 
     name: str
     unique_id: str
-    relation: str  # schema.table in the warehouse
+    relation: str  # [database.]schema.table in the warehouse
     spec: TableSpec
     columns: Mapping[str, ColumnInfo]
     unique_columns: frozenset[str] = frozenset()
@@ -383,7 +383,13 @@ def specs_from_manifest(manifest: Mapping[str, Any]) -> list[ModelSpec]:
                         problem=f"column '{col}' is not documented in the model's .yml "
                         f"(known: {sorted(columns)})",
                     )
-        relation = f"{node.get('schema', 'main')}.{node.get('alias') or name}"
+        # `database.schema.alias` as dbt built it; the reader falls back to the default catalog
+        # when the warehouse file is opened under another name.
+        relation = ".".join(
+            p
+            for p in (node.get("database"), node.get("schema", "main"), node.get("alias") or name)
+            if p
+        )
         specs.append(
             ModelSpec(
                 name=name,

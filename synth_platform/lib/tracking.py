@@ -27,7 +27,8 @@ class SynthesizerModel(mlflow.pyfunc.PythonModel):
         with open(context.artifacts["synthesizer"], "rb") as fh:
             self.synthesizer = cloudpickle.load(fh)
 
-    def predict(self, context: Any, model_input: Any, params: dict | None = None) -> Any:
+    # No type hints on predict: MLflow would read them as a (list-wrapped) input schema.
+    def predict(self, context, model_input, params=None):  # noqa: ANN001, ANN201
         row = model_input.iloc[0]
         if hasattr(self.synthesizer, "sample_scale"):  # multi-table (HMA): one table of it
             self.synthesizer.reset_sampling()
@@ -72,14 +73,25 @@ def code_version(repo: Path | None = None) -> str:
         return __version__
 
 
+#: MLflow 3 shows an experiment in its model-training view (not the GenAI one) with this tag.
+EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
+
+
 def _experiment(client: MlflowClient, name: str, artifact_root: Path | None) -> str:
     exp = client.get_experiment_by_name(name)
     if exp is not None:
+        if exp.tags.get("mlflow.experimentKind") != EXPERIMENT_KIND["mlflow.experimentKind"]:
+            client.set_experiment_tag(exp.experiment_id, *next(iter(EXPERIMENT_KIND.items())))
         return exp.experiment_id
     location = (
         artifact_root.resolve().as_uri() + "/" + name.replace("/", "_") if artifact_root else None
     )
-    return client.create_experiment(name, artifact_location=location)
+    return client.create_experiment(name, artifact_location=location, tags=EXPERIMENT_KIND)
+
+
+def experiment_of(*, tracking_uri: str, run_id: str) -> str:
+    """The experiment id of a run (for links into the MLflow UI)."""
+    return MlflowClient(tracking_uri=tracking_uri).get_run(run_id).info.experiment_id
 
 
 def log_training(

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from synth_platform.lib.demo import DemoSize, generate_bank
+from bank_example.generator import DemoSize, generate_bank
 from synth_platform.lib.errors import SpecError, TrainingError
 from synth_platform.lib.metadata import derive_metadata
 from synth_platform.lib.multitable import (

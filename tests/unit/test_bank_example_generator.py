@@ -1,7 +1,7 @@
 import duckdb
 import pandas as pd
 
-from synth_platform.lib.demo import DemoSize, generate_bank, write_demo_source
+from bank_example.generator import DemoSize, generate_bank, write_demo_source
 
 
 def test_same_seed_gives_the_same_demo_source():

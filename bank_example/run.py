@@ -1,4 +1,5 @@
-"""Command line: `python -m synth_platform.cli demo` runs the whole lifecycle and shows the result.
+"""`make demo`: `python -m bank_example.run demo` runs the example's refresh job and shows the
+published twins.
 
 The run goes through a persistent Dagster instance (`$SYNTH_HOME/dagster`), so it is listed in
 the Dagster UI (`make dev`) afterwards.
@@ -12,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from synth_platform.defs.resources import PROJECT_ROOT
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 DAGSTER_YAML = """\
 # Written by synth_platform. Runs, event logs and schedules live in this folder (SQLite).
@@ -36,15 +37,21 @@ def prepare_dagster_home(root: Path) -> Path:
     return dagster_home
 
 
+REFRESH_JOB = "synthetic_refresh"
+
+
 def run_demo(*, scale: float, seed: int) -> int:
     import dagster as dg
 
-    from synth_platform.defs.build import REFRESH_JOB, build_definitions
-    from synth_platform.lib.publish import connect
+    from bank_example.definitions import defs as load_defs
+    from synth_platform import connect
 
     root = Path(os.environ.get("SYNTH_HOME") or PROJECT_ROOT / ".synth").resolve()
+    os.environ["SYNTH_HOME"] = str(root)  # the dbt profile and the component read the same home
+    # dagster-dbt runs the `dbt` on PATH: the one of this interpreter's environment.
+    os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
     prepare_dagster_home(root)
-    defs = build_definitions(root=root)
+    defs = load_defs()
     job = defs.resolve_job_def(REFRESH_JOB)
     start = time.perf_counter()
     with dg.DagsterInstance.get() as instance:
@@ -90,7 +97,7 @@ def run_demo(*, scale: float, seed: int) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="synth-platform", description=__doc__)
+    parser = argparse.ArgumentParser(prog="bank_example.run", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo", help="build the demo source and run the whole lifecycle")
     demo.add_argument(

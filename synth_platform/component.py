@@ -1,0 +1,130 @@
+"""`SyntheticTwinsComponent`: the `dg` component that adds synthetic twins to a Dagster project.
+
+    dg scaffold defs synth_platform.SyntheticTwinsComponent twins
+
+writes `defs/twins/defs.yaml`; set `dbt_project` to the path of the dbt project (relative to
+that folder) and every opted-in model (`meta.synthetic` in its dbt yml) gets its twin,
+downstream of the asset keys the project's own dbt component already gives its models.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import dagster as dg
+from pydantic import Field
+
+from synth_platform.defs.build import (
+    DEFAULT_CRON,
+    DEFAULT_GROUP_PREFIX,
+    DEFAULT_JOB,
+    build_synthetic_definitions,
+)
+from synth_platform.defs.tables import WAREHOUSE_POOL
+
+
+class SyntheticTwinsScaffolder(dg.Scaffolder):
+    """Writes a `defs.yaml` pointing at a dbt project, with the other attributes commented."""
+
+    def scaffold(self, request: dg.ScaffoldRequest) -> None:
+        root = Path(request.project_root or os.getcwd())
+        guess = next((p.parent for p in sorted(root.glob("*/dbt_project.yml"))), None)
+        target = Path(request.target_path)
+        rel = os.path.relpath(guess, target) if guess else "../../../dbt_project"
+        dg.scaffold_component(request, {"dbt_project": rel})
+
+
+@dg.scaffold_with(SyntheticTwinsScaffolder)
+class SyntheticTwinsComponent(dg.Component, dg.Model, dg.Resolvable):
+    """Published synthetic twins of the dbt models that opt in with `meta.synthetic`.
+
+    Per table `<t>`: `<t>_split → <t>_synthesizer → <t>_synthetic` (+ blocking fidelity, privacy
+    and validity checks) `→ <t>_published`, downstream of the model's existing asset key.
+    With only `dbt_project` set, all state lands in `<project root>/.synth/` (public store in
+    `.synth/public/`). Relative paths are relative to this `defs.yaml`'s folder.
+    """
+
+    dbt_project: str = Field(
+        description="Path of the dbt project (folder of dbt_project.yml), relative to this "
+        "defs.yaml. Its manifest lists the opted-in models; its profile names the warehouse."
+    )
+    home: str | None = Field(
+        default=None,
+        description="State home (private work files, MLflow store, public store, generated "
+        "suites). Default: SYNTH_HOME if set, else <project root>/.synth.",
+    )
+    public_dir: str | None = Field(
+        default=None, description="Public store; default <home>/public. Consumers get only this."
+    )
+    expectations_dir: str | None = Field(
+        default=None,
+        description="Great Expectations suites (<table>.<kind>.json); default <home>/expectations.",
+    )
+    mlflow_tracking_uri: str | None = Field(
+        default=None,
+        description="MLflow tracking URI (a server works); default SQLite in <home>/mlflow.",
+    )
+    mlflow_ui_url: str = Field(
+        default="http://127.0.0.1:5000", description="MLflow UI base URL for links in Dagster."
+    )
+    warehouse_path: str | None = Field(
+        default=None,
+        description="Read this DuckDB file instead of the warehouse of the dbt profile.",
+    )
+    select: list[str] | None = Field(
+        default=None, description="Only these opted-in models (default: every opted-in model)."
+    )
+    exclude: list[str] = Field(default_factory=list, description="Opted-in models to skip.")
+    asset_key_prefix: list[str] = Field(
+        default_factory=list,
+        description="Prefix your dbt component adds to model keys (e.g. [warehouse]); keys "
+        "otherwise follow dagster-dbt's default translation and `meta.dagster.asset_key`.",
+    )
+    group_prefix: str = Field(
+        default=DEFAULT_GROUP_PREFIX,
+        description="Dagster group of a table or table group: <prefix><table>.",
+    )
+    job_name: str | None = Field(
+        default=DEFAULT_JOB, description="Job refreshing every twin with its upstream assets."
+    )
+    cron: str | None = Field(
+        default=DEFAULT_CRON,
+        description="Cron of the refresh schedule (stopped until switched on; null: none).",
+    )
+    keep_releases: int | None = Field(
+        default=None, ge=1, description="Releases kept per table (default: all)."
+    )
+    pool: str | None = Field(
+        default=WAREHOUSE_POOL,
+        description="Concurrency pool of the steps reading the DuckDB warehouse.",
+    )
+
+    def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
+        here = Path(context.path)
+
+        def rel(p: str | None) -> Path | None:
+            return None if p is None else (here / os.path.expanduser(p)).resolve()
+
+        home = rel(self.home) or (
+            Path(os.environ["SYNTH_HOME"])
+            if os.environ.get("SYNTH_HOME")
+            else Path(context.project_root) / ".synth"
+        )
+        return build_synthetic_definitions(
+            dbt_project=rel(self.dbt_project),
+            home=home,
+            asset_key_prefix=self.asset_key_prefix,
+            select=self.select,
+            exclude=self.exclude,
+            warehouse_path=rel(self.warehouse_path),
+            public_dir=rel(self.public_dir),
+            expectations_dir=rel(self.expectations_dir),
+            mlflow_tracking_uri=self.mlflow_tracking_uri,
+            mlflow_ui_url=self.mlflow_ui_url,
+            keep_releases=self.keep_releases,
+            group_prefix=self.group_prefix,
+            job_name=self.job_name,
+            cron=self.cron,
+            pool=self.pool,
+        )
