@@ -37,7 +37,7 @@ test: setup  ## run the test suite
 		$(BIN)/python -m pip install -q --no-deps --target $(LAKE_DUCKDB) $(LAKE_PACKAGES) && \
 		echo "$(LAKE_PACKAGES)" > $(LAKE_DUCKDB)/.installed; } || \
 		echo "warning: could not install DuckDB 1.4.4 + duckdb-ext-*: the DuckLake tests will skip"
-	$(BIN)/python -m pytest -q
+	SYNTH_TEST_PINNED_DUCKDB=$(abspath $(LAKE_DUCKDB)) $(BIN)/python -m pytest -q
 
 dev: setup  ## the Dagster UI on http://127.0.0.1:3000
 	$(BIN)/python -m bank_example.run init-home

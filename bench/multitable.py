@@ -17,8 +17,8 @@ from collections.abc import Mapping
 
 import pandas as pd
 
-from bench.report import Table, write_result
 from bank_example.generator import DemoSize, generate_bank
+from bench.report import Table, write_result
 from synth_platform.lib.evaluation import evaluate_fidelity
 from synth_platform.lib.metadata import TableMetadata, derive_metadata
 from synth_platform.lib.multitable import (
@@ -40,10 +40,9 @@ SEED = 42
 
 
 def _demo_specs() -> list[ModelSpec]:
-    from synth_platform.defs.dbt import load_manifest
-    from synth_platform.lib.specs import specs_from_manifest
+    from tests.example import example_specs
 
-    return specs_from_manifest(load_manifest())
+    return example_specs()
 
 
 def _metadata(

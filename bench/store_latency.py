@@ -54,7 +54,7 @@ def _reader(store: Path, start_at: float, seconds: float) -> dict[str, object]:
         with connect(store) as con:
             con.execute(CONSUMER_QUERY).fetchall()
             con.execute(PROVENANCE_QUERY).fetchall()
-            return con.execute(SETS_QUERY).fetchone()[0]
+            return con.execute(SETS_QUERY).fetchall()[0][0]
 
     read()  # warm-up (imports, page cache), not counted
     time.sleep(max(0.0, start_at - time.time()))

@@ -4,7 +4,6 @@ In a real project this is whatever loads the warehouse's sources (Sling, dlt, an
 team). The dbt profile attaches the file as `bank`, so the dbt sources map to these keys.
 """
 
-
 import os
 from pathlib import Path
 

@@ -217,7 +217,9 @@ def build_synthetic_definitions(
         if model.name in grouped:
             continue
         a, c = table_definitions(
-            model, upstream[model.name], wiring=Wiring(group=f"{group_prefix}{model.name}", pool=pool)
+            model,
+            upstream[model.name],
+            wiring=Wiring(group=f"{group_prefix}{model.name}", pool=pool),
         )
         assets += a
         checks += c
@@ -227,8 +229,9 @@ def build_synthetic_definitions(
         ours = dg.AssetSelection.assets(*assets)
         refresh = dg.define_asset_job(
             job_name,
-            # The twins and everything upstream of them (the user's dbt models and sources).
-            selection=ours.upstream(),
+            # The twins and everything upstream of them (the user's dbt models and sources),
+            # with whole steps where an upstream multi-asset cannot run a subset.
+            selection=ours.upstream().required_multi_asset_neighbors(),
             description="dbt models → split → train → sample → gates → publish, every "
             "synthetic twin. One table: `dg launch --assets 'tag:synth_platform/table=<t>'`.",
         )

@@ -6,7 +6,6 @@ plus, per child table, `<t>_integrity`, `<t>_cardinality` and `<t>_cross_table` 
 `<group>_group_published` (one step publishing every `<t>_published` in one atomic commit).
 """
 
-
 from collections.abc import Mapping
 
 import dagster as dg
@@ -179,7 +178,10 @@ def _group_check(
         if r.report_uri:
             metadata.update(
                 mlflow_links(
-                    synth_mlflow, r.run_id, artifact=f"group/{table}.{kind}.json", name="full_result"
+                    synth_mlflow,
+                    r.run_id,
+                    artifact=f"group/{table}.{kind}.json",
+                    name="full_result",
                 )
             )
         if r.failures:

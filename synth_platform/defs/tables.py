@@ -2,7 +2,6 @@
 
 The builders are shared with `groups.py`, which wires tables synthesized as a group."""
 
-
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -44,13 +43,19 @@ def column_schema(model: ModelSpec, types: dict[str, str] | None = None) -> dg.T
             columns and types documented in dbt (excluded columns left out).
     """
     pii = model.pii
-    names = list(types) if types is not None else [
-        c for c in model.columns if c not in set(model.spec.exclude)
-    ]
+    names = (
+        list(types)
+        if types is not None
+        else [c for c in model.columns if c not in set(model.spec.exclude)]
+    )
     cols = []
     for name in names:
         info = model.columns.get(name)
-        tags = {"synth_platform/pii": "faked", "synth_platform/faker": pii[name]} if name in pii else {}
+        tags = (
+            {"synth_platform/pii": "faked", "synth_platform/faker": pii[name]}
+            if name in pii
+            else {}
+        )
         cols.append(
             dg.TableColumn(
                 name=name,
@@ -66,6 +71,7 @@ def parquet_types(path) -> dict[str, str]:
     """Column -> Arrow type of a Parquet file (read from its footer only)."""
     schema = pq.read_schema(path)
     return {f.name: str(f.type) for f in schema}
+
 
 GATE_DESCRIPTIONS = {
     "fidelity": "Column shapes (KS/TV complement) and pair trends (correlation/contingency "
@@ -139,9 +145,7 @@ def split_asset(
         description=f"Seeded, stable train/holdout split of `{t}` (private; holdout never "
         f"trains).{follows}",
     )  # fmt: skip
-    def split(
-        synth: SynthHomeResource, synth_warehouse: WarehouseResource
-    ) -> dg.MaterializeResult:
+    def split(synth: SynthHomeResource, synth_warehouse: WarehouseResource) -> dg.MaterializeResult:
         r = lifecycle.split_table(
             home=synth.home.ensure(),
             warehouse=synth_warehouse.warehouse(),
@@ -190,9 +194,7 @@ def synthesizer_asset(model: ModelSpec, *, wiring: Wiring) -> dg.AssetsDefinitio
         )
         return dg.MaterializeResult(
             metadata={
-                "mlflow_run": dg.MetadataValue.url(
-                    synth_mlflow.run_url(r.experiment_id, r.run_id)
-                ),
+                "mlflow_run": dg.MetadataValue.url(synth_mlflow.run_url(r.experiment_id, r.run_id)),
                 "mlflow_run_id": r.run_id,
                 "mlflow_tracking_uri": synth_mlflow.tracking_uri,
                 "registered_model": f"{r.model_name} v{r.model_version}",

@@ -20,10 +20,23 @@ snapshot by running them in one transaction (`BEGIN` ... `COMMIT`) or by pinning
 (`lake_connect(config, read_only=True, snapshot=n)`); older release sets are read by time travel,
 `select * from lake.<table> AT (VERSION => n)`, until retention (`expire_snapshots`) drops them.
 
+The lake is optional. Its extensions must be loadable by the running DuckDB, and DuckDB cannot
+download extensions here: `ducklake`, `sqlite_scanner`, `postgres_scanner` and `httpfs` come
+from the `duckdb-ext-*` wheels, which install them under
+`site-packages/duckdb_ext/extensions/v<duckdb>/<platform>/` and exist only for DuckDB 1.4.4 (the
+`synth_platform[ducklake]` extra pins that DuckDB), or from `SYNTH_DUCKDB_EXTENSION_DIR`.
+Connections point `extension_directory` there and never auto-install. Hence:
+
+* `SYNTH_LAKE_CATALOG` unset: the embedded lake is on if its extensions load, otherwise off and
+  publication is file store + `catalog.duckdb` only; `lake_unavailable_reason()` says why.
+* `SYNTH_LAKE_CATALOG` set to a catalog: the lake is required; if its extensions do not load,
+  `publish.publish_group` refuses the publication before committing anything.
+* `SYNTH_LAKE_CATALOG=off`: no lake.
+
 Configuration (environment; see `LakeConfig.from_env`):
 
 ```
-SYNTH_LAKE_CATALOG    sqlite:/path/lake.sqlite                       (default: <dir>/lake.sqlite)
+SYNTH_LAKE_CATALOG    sqlite:/path/lake.sqlite          (unset: <dir>/lake.sqlite if loadable)
                       postgres:dbname=lake host=db port=5432 user=synth password=...
                       off                                            (no lake)
 SYNTH_LAKE_DATA_PATH  /path/to/lake_data/ | s3://bucket/prefix/        (default: <dir>/lake_data/)
@@ -32,16 +45,12 @@ SYNTH_LAKE_S3_REGION, SYNTH_LAKE_S3_ENDPOINT (host:port of an S3-compatible serv
 SYNTH_LAKE_S3_URL_STYLE (path | vhost), SYNTH_LAKE_S3_USE_SSL (true | false)
 SYNTH_DUCKDB_EXTENSION_DIR   where the DuckDB extensions live (default: the `duckdb-ext-*` wheels)
 ```
-
-DuckDB cannot download extensions here: `ducklake`, `sqlite_scanner`, `postgres_scanner` and
-`httpfs` come from the pinned `duckdb-ext-*` wheels, which install them under
-`site-packages/duckdb_ext/extensions/v<duckdb>/<platform>/`; connections point
-`extension_directory` there and never auto-install.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib.util
 import json
 import os
@@ -80,6 +89,12 @@ _RELEASE_COLUMNS = (
 
 def _sql_str(s: str) -> str:
     return "'" + str(s).replace("'", "''") + "'"
+
+
+def _scalar(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = None) -> Any:
+    """The single value of a one-row query, fetched whole: DuckDB 2.x keeps a partly fetched
+    result (`fetchone`) open on its connection and refuses the next relation call on it."""
+    return con.execute(sql, params).fetchall()[0][0]
 
 
 def _truthy(value: str | None, default: bool) -> bool:
@@ -121,15 +136,21 @@ class LakeConfig:
 
     @classmethod
     def from_env(cls, default_dir: Path, env: Mapping[str, str] | None = None) -> LakeConfig | None:
-        """The lake configured by `SYNTH_LAKE_*` variables (module docstring), None if `off`.
+        """The lake configured by `SYNTH_LAKE_*` variables (module docstring), None if off.
 
-        Unset, the lake is the embedded default: `sqlite:<default_dir>/lake.sqlite` with data
-        under `<default_dir>/lake_data/`.
+        Unset, the lake is the embedded default (`sqlite:<default_dir>/lake.sqlite` with data
+        under `<default_dir>/lake_data/`) when this DuckDB can load its extensions, and off
+        (None; `lake_unavailable_reason()` says why) when it cannot: the lake is an optional
+        mirror, and the current DuckDB has no extension wheels. An explicit catalog is returned
+        even then, so that publishing to it fails loudly instead of silently skipping the lake.
+        `SYNTH_DUCKDB_EXTENSION_DIR` is read from the process environment, not from `env`: it
+        says where this process's DuckDB finds extensions.
         """
         env = os.environ if env is None else env
         catalog = env.get("SYNTH_LAKE_CATALOG", "").strip()
         if catalog.lower() in {"off", "none", "false", "0"}:
             return None
+        explicit = bool(catalog)
         default_dir = Path(default_dir)
         catalog = catalog or f"sqlite:{(default_dir / 'lake.sqlite').resolve()}"
         data_path = env.get("SYNTH_LAKE_DATA_PATH", "").strip() or str(
@@ -148,24 +169,101 @@ class LakeConfig:
                 "use_ssl": env.get("SYNTH_LAKE_S3_USE_SSL"),
             }
             s3 = {k: v for k, v in pairs.items() if v}
-        return cls(catalog=catalog, data_path=data_path, s3=s3)
+        config = cls(catalog=catalog, data_path=data_path, s3=s3)
+        if not explicit and lake_unavailable_reason(config) is not None:
+            return None
+        return config
 
 
 # --------------------------------------------------------------------------- connections
 
 
+FIX = (
+    "install `synth_platform[ducklake]` (it pins DuckDB 1.4.4, the only DuckDB the "
+    "duckdb-ext-* wheels exist for) or set SYNTH_DUCKDB_EXTENSION_DIR to a directory holding "
+    f"the extensions built for DuckDB {duckdb.__version__}"
+)
+"""How to make the lake's extensions loadable: part of every error that says they are not."""
+
+
 def extension_directory() -> str | None:
     """The directory DuckDB loads extensions from: `SYNTH_DUCKDB_EXTENSION_DIR`, else the one
-    the `duckdb-ext-*` wheels install into, else None (DuckDB's own default)."""
+    the `duckdb-ext-*` wheels install into, else None (DuckDB's own default).
+
+    `duckdb_ext` is a namespace package, so several installs (a `--target` directory on
+    PYTHONPATH and the venv) can each contribute one: the first holding extensions for the
+    running DuckDB wins, else the first that exists (whose loads then fail with a reason).
+    """
     override = os.environ.get("SYNTH_DUCKDB_EXTENSION_DIR")
     if override:
         return override
     spec = importlib.util.find_spec("duckdb_ext")
-    for root in (spec.submodule_search_locations or []) if spec else []:
-        candidate = Path(root) / "extensions"
-        if candidate.is_dir():
-            return str(candidate)
-    return None
+    roots = [
+        Path(r) / "extensions" for r in ((spec.submodule_search_locations or []) if spec else [])
+    ]
+    roots = [r for r in roots if r.is_dir()]
+    for root in roots:
+        if (root / f"v{duckdb.__version__}").is_dir():
+            return str(root)
+    return str(roots[0]) if roots else None
+
+
+def _required_extensions(config: LakeConfig | None) -> tuple[str, ...]:
+    """What `lake_connect` will load for `config` (None: the embedded default lake), so that
+    availability is judged on exactly the extensions a publication needs."""
+    kind = config.kind if config is not None else "sqlite"
+    names = ["ducklake", "sqlite_scanner" if kind == "sqlite" else "postgres_scanner"]
+    if config is not None and config.on_s3:
+        names.append("httpfs")
+    return tuple(names)
+
+
+def _not_loadable(extension: str, exc: BaseException, ext_dir: str | None) -> str:
+    """A one-line reason `extension` did not load, naming the fix."""
+    text = str(exc).strip()
+    detail = text.splitlines()[0].rstrip(".") if text else type(exc).__name__
+    where = f"extension directory {ext_dir}" if ext_dir else "DuckDB's default extension directory"
+    if ext_dir and Path(ext_dir).is_dir():
+        built = sorted(p.name for p in Path(ext_dir).glob("v*") if p.is_dir())
+        if built and f"v{duckdb.__version__}" not in built:
+            where += f" (no v{duckdb.__version__} folder, only {', '.join(built)})"
+    return (
+        f"DuckDB {duckdb.__version__} cannot load the '{extension}' extension from {where}: "
+        f"{detail}. Extensions are never downloaded at run time; {FIX}"
+    )
+
+
+@functools.lru_cache(maxsize=16)
+def _first_load_failure(ext_dir: str | None, extensions: tuple[str, ...]) -> str | None:
+    """Load `extensions` in a throwaway connection: None if all load, else the first reason.
+
+    Cached per (extension directory, extensions): loading `ducklake` takes about half a
+    second, and what a directory holds does not change within a process.
+    """
+    try:
+        con = _new_connection()
+    except duckdb.Error as exc:
+        return _not_loadable(extensions[0], exc, ext_dir)
+    try:
+        for name in extensions:
+            try:
+                con.execute(f"load {name}")
+            except duckdb.Error as exc:
+                return _not_loadable(name, exc, ext_dir)
+        return None
+    finally:
+        con.close()
+
+
+def lake_unavailable_reason(config: LakeConfig | None = None) -> str | None:
+    """Why the lake cannot run in this process, or None when it can.
+
+    Checks that the running DuckDB loads every extension the lake needs (`ducklake`, the
+    catalog's scanner, `httpfs` for S3 data; default: the embedded SQLite lake). Callers show
+    the reason when the lake is off, and publication refuses an explicitly configured lake
+    that cannot run instead of committing to the file store and failing afterwards.
+    """
+    return _first_load_failure(extension_directory(), _required_extensions(config))
 
 
 def _new_connection() -> duckdb.DuckDBPyConnection:
@@ -183,10 +281,7 @@ def _load(con: duckdb.DuckDBPyConnection, extension: str) -> None:
     try:
         con.execute(f"load {extension}")
     except duckdb.Error as exc:
-        raise PublicationError(
-            f"DuckDB extension '{extension}' is not available ({exc}); install the pinned "
-            f"duckdb-ext-* packages or set SYNTH_DUCKDB_EXTENSION_DIR"
-        ) from exc
+        raise PublicationError(_not_loadable(extension, exc, extension_directory())) from exc
 
 
 def lake_connect(
@@ -289,17 +384,19 @@ def publish_to_lake(
                 None,
             )
             if release_set is None:
-                release_set = con.execute(
-                    f"select coalesce(max(release_set), 0) + 1 from {quote(RELEASES)}"
-                ).fetchone()[0]
+                release_set = _scalar(
+                    con, f"select coalesce(max(release_set), 0) + 1 from {quote(RELEASES)}"
+                )
             now = datetime.now(UTC).isoformat(timespec="seconds")
             rows, versions = [], {}
             for table, (candidate, manifest) in sorted(releases.items()):
                 version = manifest.get("version")
                 if version is None:
-                    count = con.execute(
-                        f"select count(*) from {quote(RELEASES)} where table_name = ?", [table]
-                    ).fetchone()[0]
+                    count = _scalar(
+                        con,
+                        f"select count(*) from {quote(RELEASES)} where table_name = ?",
+                        [table],
+                    )
                     version = f"v{count + 1:06d}"
                 full = {
                     **manifest,
@@ -345,9 +442,7 @@ def publish_to_lake(
                 raise
             raise PublicationError(f"could not publish to the lake: {exc}") from exc
         return int(
-            con.execute(
-                f"select id from ducklake_last_committed_snapshot({_sql_str(LAKE)})"
-            ).fetchone()[0]
+            _scalar(con, f"select id from ducklake_last_committed_snapshot({_sql_str(LAKE)})")
         )
     finally:
         con.close()

@@ -10,8 +10,12 @@ public/
   <table>/v000001/manifest.json  provenance and gate scores of the release
   <table>/LATEST                 name of the latest release (a convenience copy of STATE)
   lake/                          the same release sets as a DuckLake (SQLite metadata by
-                                 default; Postgres + S3 in production: `lib.lake`)
+                                 default; Postgres + S3 in production: `lib.lake`), when on
 ```
+
+The lake is an optional mirror: it needs DuckDB extensions the running DuckDB may not load
+(`lib.lake`). Without it publication is the file store and `catalog.duckdb` alone; a lake that
+is configured explicitly but cannot run refuses the publication before anything is committed.
 
 Publishing a group of tables (one table is a group of one) stages each release directory under
 a temporary name and renames it into place, where it stays invisible: only `STATE.json` says
@@ -44,7 +48,12 @@ import duckdb
 
 from synth_platform.lib.errors import PublicationError
 from synth_platform.lib.identifiers import quote, safe_identifier
-from synth_platform.lib.lake import LakeConfig, expire_snapshots, publish_to_lake
+from synth_platform.lib.lake import (
+    LakeConfig,
+    expire_snapshots,
+    lake_unavailable_reason,
+    publish_to_lake,
+)
 
 CATALOG = "catalog.duckdb"
 STATE = "STATE.json"
@@ -52,6 +61,10 @@ RETIRE_GRACE_S = float(os.environ.get("SYNTH_RETIRE_GRACE_S", "600"))
 """Seconds a release dropped by retention keeps its files, so that a reader who opened the
 catalog listing it just before the switch can finish its queries."""
 LAKE_DIR = "lake"  # the embedded DuckLake (SQLite metadata + Parquet data), when enabled
+CATALOG_STORAGE_VERSION = "v1.4.0"
+"""The DuckDB storage format `catalog.duckdb` is written in. DuckDB 2.x otherwise writes a
+format DuckDB 1.x cannot open, and the catalog is the consumers' interface: readers on DuckDB
+1.4 (the `ducklake` extra, a 1.x CLI) must keep opening it whatever DuckDB the publisher runs."""
 
 
 @dataclass(frozen=True)
@@ -188,11 +201,14 @@ def publish_group(
         keep: Keep at most this many releases per table (the latest is never pruned). The
             files of a release pruned here are deleted by a publication at least `grace`
             seconds later, so that a reader who opened an older catalog can still read them.
+        lake: Mirror the release set into this DuckLake after the commit (None: no lake;
+            `LakeConfig.from_env` gives None when the lake is off or cannot run).
         grace: Seconds a retired release keeps its files.
 
     Raises:
-        PublicationError: a candidate is missing or the store cannot be written; the store
-            is then exactly as before.
+        PublicationError: a candidate is missing, `lake` is given but this DuckDB cannot load
+            its extensions, or the store cannot be written; the store is then exactly as
+            before. (A lake that fails after the file store committed raises too, saying so.)
     """
     store = Path(store)
     if not releases:
@@ -205,6 +221,13 @@ def publish_group(
             raise PublicationError(f"table '{table}': candidate {staged.candidate} does not exist")
     if keep is not None and keep < 1:
         raise PublicationError(f"keep must be at least 1, got {keep}")
+    if lake is not None and (reason := lake_unavailable_reason(lake)) is not None:
+        # Checked before the commit: the file store must not get a release set that the
+        # configured lake then cannot take.
+        raise PublicationError(
+            f"the configured DuckLake ({lake.kind} catalog, SYNTH_LAKE_CATALOG) cannot run, so "
+            f"nothing was published: {reason} (or set SYNTH_LAKE_CATALOG=off to publish without it)"
+        )
     with _store_lock(store):
         state = read_state(store)
         _remove_uncommitted(store, state, grace_s=grace)
@@ -311,13 +334,15 @@ def build_catalog(store: Path, *, state: Mapping[str, Any] | None = None) -> Pat
     release, and the `releases` table of manifests.
 
     Written to a temporary file and swapped in with `os.replace`, so open readers keep their
-    consistent snapshot and new readers see the new one.
+    consistent snapshot and new readers see the new one; in the `CATALOG_STORAGE_VERSION`
+    format, so that DuckDB 1.4 readers can open what DuckDB 2.x writes.
     """
     store = Path(store).resolve()
     state = state or read_state(store)
     tmp = store / f".{CATALOG}.{uuid.uuid4().hex}.tmp"
     rows = []
-    with duckdb.connect(str(tmp)) as con:
+    config = {"storage_compatibility_version": CATALOG_STORAGE_VERSION}
+    with duckdb.connect(str(tmp), config=config) as con:
         for table, entry in sorted(state["tables"].items()):
             latest = entry["latest"]
             for rel in list_releases(store, table, state=state):

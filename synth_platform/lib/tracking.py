@@ -7,38 +7,48 @@ import json
 import os
 import subprocess
 import tempfile
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import mlflow
-import mlflow.pyfunc
 from mlflow.tracking import MlflowClient
 
+# Importing mlflow.pyfunc makes MLflow 3 warn about type hints of its own bundled model classes,
+# and defining ours would warn that `predict` has none (hints would make MLflow validate the
+# input as a list, which this model's one row of sampling options is not): keep logs clean.
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", UserWarning)
+    import mlflow.pyfunc
 
-class SynthesizerModel(mlflow.pyfunc.PythonModel):
-    """pyfunc wrapper: `predict(pd.DataFrame({"num_rows": [n], "seed": [s]}))` samples rows;
-    for a multi-table model, `{"scale": [x], "seed": [s], "table": [name]}` returns one table."""
 
-    def load_context(self, context: Any) -> None:
-        import cloudpickle
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", UserWarning)
 
-        with open(context.artifacts["synthesizer"], "rb") as fh:
-            self.synthesizer = cloudpickle.load(fh)
+    class SynthesizerModel(mlflow.pyfunc.PythonModel):
+        """pyfunc wrapper: `predict(pd.DataFrame({"num_rows": [n], "seed": [s]}))` samples rows;
+        for a multi-table model, `{"scale": [x], "seed": [s], "table": [name]}` returns one table."""
 
-    # No type hints on predict: MLflow would read them as a (list-wrapped) input schema.
-    def predict(self, context, model_input, params=None):  # noqa: ANN001, ANN201
-        row = model_input.iloc[0]
-        if hasattr(self.synthesizer, "sample_scale"):  # multi-table (HMA): one table of it
+        def load_context(self, context: Any) -> None:
+            import cloudpickle
+
+            with open(context.artifacts["synthesizer"], "rb") as fh:
+                self.synthesizer = cloudpickle.load(fh)
+
+        # No type hints on predict: MLflow would read them as a (list-wrapped) input schema.
+        def predict(self, context, model_input, params=None):  # noqa: ANN001, ANN201
+            row = model_input.iloc[0]
+            if hasattr(self.synthesizer, "sample_scale"):  # multi-table (HMA): one table of it
+                self.synthesizer.reset_sampling()
+                self.synthesizer._numpy_seed = int(row.get("seed", 0)) % 2**32
+                sampled = self.synthesizer.sample_scale(scale=float(row.get("scale", 1.0)))
+                return sampled[str(row["table"])]
             self.synthesizer.reset_sampling()
-            self.synthesizer._numpy_seed = int(row.get("seed", 0)) % 2**32
-            sampled = self.synthesizer.sample_scale(scale=float(row.get("scale", 1.0)))
-            return sampled[str(row["table"])]
-        self.synthesizer.reset_sampling()
-        self.synthesizer._set_random_state(int(row.get("seed", 0)))
-        sampled = self.synthesizer.sample(num_rows=int(row["num_rows"]))
-        return next(iter(sampled.values()))
+            self.synthesizer._set_random_state(int(row.get("seed", 0)))
+            sampled = self.synthesizer.sample(num_rows=int(row["num_rows"]))
+            return next(iter(sampled.values()))
 
 
 @dataclass(frozen=True)

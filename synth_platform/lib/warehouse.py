@@ -95,9 +95,14 @@ def warehouse_from_credentials(credentials: Any, *, project_dir: Path) -> Wareho
     attach = []
     for a in getattr(credentials, "attach", None) or ():
         a_path = str(a.path)
-        if "://" not in a_path and not a_path.startswith(("md:", ":memory:")) and a.type in (
-            None,
-            "duckdb",
+        if (
+            "://" not in a_path
+            and not a_path.startswith(("md:", ":memory:"))
+            and a.type
+            in (
+                None,
+                "duckdb",
+            )
         ):
             a_path = str(_resolve(a_path, project_dir))
         attach.append(

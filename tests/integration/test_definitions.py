@@ -1,12 +1,16 @@
 """Snapshot of the asset graph: catches accidental renames of assets, groups and checks."""
 
-import dagster as dg
+import shutil
 
-from synth_platform.defs.build import REFRESH_JOB, build_definitions
+import dagster as dg
+import pytest
+
+from synth_platform.lib.errors import ProjectError
+from tests.example import EXAMPLE_DBT, REFRESH_JOB, REPO, example_definitions
 
 
 def test_asset_graph_has_the_lifecycle_per_opted_in_table(tmp_path):
-    defs = build_definitions(root=tmp_path, cron="15 4 * * 1")
+    defs = example_definitions(home=tmp_path, cron="15 4 * * 1")
     graph = defs.resolve_asset_graph()
     keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
     # The demo's tables are one group (dbt `relationships` tests): one group synthesizer.
@@ -41,8 +45,70 @@ def test_asset_graph_has_the_lifecycle_per_opted_in_table(tmp_path):
 
 
 def test_gate_checks_are_blocking():
-    defs = build_definitions(root="/tmp/unused-synth-home")
+    defs = example_definitions(home="/tmp/unused-synth-home")
     gates = [s for a in defs.asset_checks for s in a.check_specs]
     assert len(gates) == 9 + 6  # 3 per table, 3 group gates per child table
     for spec in gates:
         assert spec.blocking, spec.name
+
+
+def test_the_example_loads_the_component_from_its_defs_yaml(tmp_path, monkeypatch):
+    """The example project is a user of the plugin: DbtProjectComponent + the component."""
+    monkeypatch.setenv("SYNTH_HOME", str(tmp_path))
+    from bank_example.definitions import defs as example_defs
+
+    defs = example_defs()
+    graph = defs.resolve_asset_graph()
+    # The twins hang off the dbt component's own model keys; dbt assets exist once.
+    assert graph.get(dg.AssetKey("customers_split")).parent_keys == {dg.AssetKey("customers")}
+    assert graph.get(dg.AssetKey("customers")).group_name == "warehouse"
+    assert graph.get(dg.AssetKey("customers_published")).group_name == "synthetic_customers"
+    resources = defs.resources
+    assert resources["synth"].root == str(tmp_path)
+    assert resources["synth"].expectations_dir == str(REPO / "expectations")
+    assert resources["synth_mlflow"].tracking_uri.startswith(f"sqlite:///{tmp_path}")
+    assert defs.resolve_job_def(REFRESH_JOB) is not None
+
+
+def test_factory_selects_models_and_names_groups(tmp_path):
+    defs = example_definitions(
+        home=tmp_path, select=["customers", "accounts"], exclude=["accounts"],
+        group_prefix="twin_", job_name="twins_only", cron=None,
+    )  # fmt: skip
+    keys = {k.to_user_string() for k in defs.resolve_all_asset_keys()}
+    assert "customers_published" in keys and "accounts_published" not in keys
+    graph = defs.resolve_asset_graph()
+    assert graph.get(dg.AssetKey("customers_published")).group_name == "twin_customers"
+    assert defs.resolve_job_def("twins_only") is not None
+    assert not list(defs.schedules or [])
+
+
+def test_factory_names_an_unknown_selected_model(tmp_path):
+    with pytest.raises(ProjectError, match="'nope'.*not an opted-in dbt model"):
+        example_definitions(home=tmp_path, select=["nope"])
+
+
+def test_component_in_a_sandbox_puts_state_under_the_project_root(tmp_path, monkeypatch):
+    """With only `dbt_project` set, every piece of state lands in <project root>/.synth."""
+    from dagster.components.testing import create_defs_folder_sandbox
+
+    from synth_platform import SyntheticTwinsComponent
+
+    monkeypatch.delenv("SYNTH_HOME", raising=False)
+    project = tmp_path / "dbt"
+    shutil.copytree(EXAMPLE_DBT, project, ignore=shutil.ignore_patterns("target", "logs"))
+    with create_defs_folder_sandbox() as sandbox:
+        defs_path = sandbox.scaffold_component(
+            component_cls=SyntheticTwinsComponent,
+            defs_yaml_contents={
+                "type": "synth_platform.SyntheticTwinsComponent",
+                "attributes": {"dbt_project": str(project)},
+            },
+        )
+        with sandbox.build_all_defs() as defs:
+            root = sandbox.project_root
+            assert defs.resources["synth"].root == str((root / ".synth").resolve())
+            assert defs.resources["synth"].public_dir == str((root / ".synth" / "public").resolve())
+            split = defs.resolve_asset_graph().get(dg.AssetKey("transactions_split"))
+            assert dg.AssetKey("transactions") in split.parent_keys
+        assert defs_path.exists()

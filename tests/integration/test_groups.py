@@ -10,10 +10,10 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
-from synth_platform.defs.build import REFRESH_JOB, build_definitions
-from synth_platform.defs.dbt import DBT_PROJECT_DIR
 from synth_platform.lib.home import SynthHome
 from synth_platform.lib.publish import connect
+from tests.example import EXAMPLE_DBT as DBT_PROJECT_DIR
+from tests.example import REFRESH_JOB, example_definitions
 
 SCALE = 0.2  # 200 customers, ~360 accounts
 
@@ -41,7 +41,7 @@ def hma(tmp_path_factory):
         }
     )
     yml.write_text(yaml.safe_dump(doc))
-    defs = build_definitions(root=root, project_dir=project, expectations_dir=root / "exp")
+    defs = example_definitions(home=root, project_dir=project, expectations_dir=root / "exp")
     job = defs.resolve_job_def(REFRESH_JOB)
     result = job.execute_in_process(
         run_config={"ops": {"demo_bank_source": {"config": {"scale": SCALE, "seed": 3}}}},

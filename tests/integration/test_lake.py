@@ -4,6 +4,13 @@ Readers run in separate processes, as consumers would. The PostgreSQL cluster is
 started here from the Debian server binaries (skipped only when those are absent); the S3 test
 runs the data path on a moto S3 server when `moto[server]` is importable (set
 SYNTH_TEST_MOTO_PYTHONPATH to a directory holding it to use one installed outside the venv).
+
+The lake needs DuckDB extensions that exist (as `duckdb-ext-*` wheels) only for DuckDB 1.4.4.
+Under the venv's current DuckDB they do not load: the tests that need them skip, saying why,
+and `test_lake_suite_passes_under_pinned_duckdb` runs this whole file again in a subprocess on
+DuckDB 1.4.4 + the wheels (`tests/pinned_duckdb.py`, installed by `make test`) and checks that
+every lake test, PostgreSQL included, passed there. The tests of the lake being optional run in
+both processes.
 """
 
 from __future__ import annotations
@@ -20,17 +27,34 @@ import textwrap
 import threading
 import time
 import urllib.request
+import xml.etree.ElementTree as ET
 from dataclasses import asdict
 from pathlib import Path
 
+import duckdb
 import pandas as pd
 import pytest
 
 from synth_platform.lib.errors import IdentifierError, PublicationError
-from synth_platform.lib.lake import LakeConfig, expire_snapshots, publish_to_lake
+from synth_platform.lib.lake import (
+    LakeConfig,
+    expire_snapshots,
+    lake_unavailable_reason,
+    publish_to_lake,
+)
+from synth_platform.lib.publish import LAKE_DIR, Staged, connect, publish_group
+from tests import pinned_duckdb
 
 TABLES = ("orders", "customers")
 REPO = Path(__file__).resolve().parents[2]
+LAKE_REASON = lake_unavailable_reason()
+needs_lake = pytest.mark.skipif(
+    LAKE_REASON is not None,
+    reason=f"lake off: {(LAKE_REASON or '').split(': ')[0]} (fix: install synth_platform[ducklake] "
+    "or set SYNTH_DUCKDB_EXTENSION_DIR); test_lake_suite_passes_under_pinned_duckdb runs this "
+    "test under DuckDB 1.4.4 + duckdb-ext-*",
+)
+"""Skips a test that needs the lake's extensions, saying why (the venv's DuckDB 2.x has none)."""
 
 
 # --------------------------------------------------------------------------- helpers
@@ -84,18 +108,18 @@ def _run_reader(config: LakeConfig, script: str, **args) -> dict:
 READ_LATEST_AND_FIRST = """
 con = lake_connect(config, read_only=True)
 con.execute("begin")
-out["latest"] = {t: con.execute(f"select count(*), min(rs), max(rs) from {t}").fetchone() for t in args["tables"]}
+out["latest"] = {t: con.execute(f"select count(*), min(rs), max(rs) from {t}").fetchall()[0] for t in args["tables"]}
 out["which"] = con.execute(
     "select table_name, version, release_set, scores->>'$.fidelity.overall' from current_releases order by table_name"
 ).fetchall()
 con.execute("commit")
 first = args["first"]
-out["first"] = {t: con.execute(f"select count(*), min(rs), max(rs) from {t} at (version => {first})").fetchone() for t in args["tables"]}
+out["first"] = {t: con.execute(f"select count(*), min(rs), max(rs) from {t} at (version => {first})").fetchall()[0] for t in args["tables"]}
 out["first_releases"] = con.execute(
     f"select table_name, version, release_set from releases at (version => {first}) order by table_name"
 ).fetchall()
 pinned = lake_connect(config, read_only=True, snapshot=first)
-out["pinned"] = pinned.execute("select max(rs) from orders").fetchone()[0]
+out["pinned"] = pinned.execute("select max(rs) from orders").fetchall()[0][0]
 """
 
 
@@ -127,14 +151,14 @@ def _exercise(config: LakeConfig, tmp: Path) -> None:
         """
         con = lake_connect(config, read_only=True)
         out["snapshots"] = [r[0] for r in con.execute("select snapshot_id from lake.snapshots() order by 1").fetchall()]
-        out["latest"] = con.execute("select max(rs) from orders").fetchone()[0]
-        out["previous"] = con.execute(f"select max(rs) from customers at (version => {args['s2']})").fetchone()[0]
+        out["latest"] = con.execute("select max(rs) from orders").fetchall()[0][0]
+        out["previous"] = con.execute(f"select max(rs) from customers at (version => {args['s2']})").fetchall()[0][0]
         try:
             con.execute(f"select count(*) from orders at (version => {args['s1']})").fetchall()
             out["expired_readable"] = True
         except Exception:
             out["expired_readable"] = False
-        out["history"] = con.execute("select count(*) from releases").fetchone()[0]
+        out["history"] = con.execute("select count(*) from releases").fetchall()[0][0]
         """,
         s1=s1, s2=s2,
     )  # fmt: skip
@@ -227,12 +251,14 @@ def _fresh_pg_db(postgres: str, name: str) -> str:
 # --------------------------------------------------------------------------- tests
 
 
+@needs_lake
 def test_sqlite_lake_publishes_time_travels_and_retains(tmp_path):
     config = LakeConfig.from_env(tmp_path / "lake", env={})
     assert config.catalog == f"sqlite:{(tmp_path / 'lake' / 'lake.sqlite').resolve()}"
     _exercise(config, tmp_path)
 
 
+@needs_lake
 def test_postgres_lake_publishes_time_travels_and_retains(tmp_path, postgres):
     config = LakeConfig.from_env(
         tmp_path,
@@ -256,6 +282,7 @@ def _moto_env() -> dict[str, str] | None:
     return env if ok.returncode == 0 else None
 
 
+@needs_lake
 def test_postgres_lake_on_s3_compatible_storage(tmp_path, postgres):
     env = _moto_env()
     if env is None:
@@ -310,8 +337,8 @@ while time.monotonic() < deadline:
         if con is None or reads % 20 == 0:  # mostly a long-lived reader, sometimes a new one
             con = lake_connect(config, read_only=True)
         con.execute("begin")  # one transaction: one snapshot for the three queries
-        o = con.execute("select min(rs), max(rs) from orders").fetchone()
-        c = con.execute("select min(rs), max(rs) from customers").fetchone()
+        o = con.execute("select min(rs), max(rs) from orders").fetchall()[0]
+        c = con.execute("select min(rs), max(rs) from customers").fetchall()[0]
         r = sorted(x[0] for x in con.execute("select release_set from current_releases").fetchall())
         con.execute("commit")
         reads += 1
@@ -330,6 +357,7 @@ out.update(reads=reads, errors=errors[:5], n_errors=len(errors), seen=seen, mixe
 """
 
 
+@needs_lake
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])
 def test_reader_process_sees_whole_release_sets_while_writer_commits(tmp_path, backend, request):
     if backend == "sqlite":
@@ -379,9 +407,151 @@ def test_rejects_bad_input(tmp_path):
     s3 = LakeConfig.from_env(
         tmp_path,
         env={
+            "SYNTH_LAKE_CATALOG": f"sqlite:{tmp_path / 'lake.sqlite'}",  # explicit: always a config
             "SYNTH_LAKE_DATA_PATH": "s3://b/p/",
             "AWS_ACCESS_KEY_ID": "k",
             "AWS_SECRET_ACCESS_KEY": "s",
         },
     )
     assert s3.on_s3 and dict(s3.s3) == {"key_id": "k", "secret": "s"}
+
+
+# --------------------------------------------------------------------------- optional lake
+
+
+def test_default_lake_is_on_exactly_when_its_extensions_load(tmp_path, monkeypatch):
+    """Unset SYNTH_LAKE_CATALOG means "the embedded lake if this DuckDB can run it"; an explicit
+    catalog is always returned (publication then refuses it loudly); `off` is always off."""
+    default = LakeConfig.from_env(tmp_path, env={})
+    if LAKE_REASON is None:
+        assert default is not None and default.kind == "sqlite"
+    else:
+        assert default is None
+        assert "synth_platform[ducklake]" in LAKE_REASON
+        assert "SYNTH_DUCKDB_EXTENSION_DIR" in LAKE_REASON
+    # No extensions at all (an empty extension directory): off, with a reason naming the fix.
+    empty = tmp_path / "no-extensions"
+    empty.mkdir()
+    monkeypatch.setenv("SYNTH_DUCKDB_EXTENSION_DIR", str(empty))
+    reason = lake_unavailable_reason()
+    assert reason is not None and "'ducklake'" in reason and "synth_platform[ducklake]" in reason
+    assert LakeConfig.from_env(tmp_path, env={}) is None
+    explicit = LakeConfig.from_env(
+        tmp_path, env={"SYNTH_LAKE_CATALOG": f"sqlite:{tmp_path / 'lake.sqlite'}"}
+    )
+    assert explicit is not None and explicit.kind == "sqlite"
+    with pytest.raises(PublicationError, match=r"synth_platform\[ducklake\]"):
+        publish_to_lake(explicit, _candidates(tmp_path, 1))
+    assert not (tmp_path / "lake.sqlite").exists()
+
+
+@needs_lake
+def test_runs_on_a_duckdb_that_loads_ducklake(record_property):
+    """Says (in the JUnit XML the pinned run writes) which DuckDB ran the lake tests."""
+    record_property("duckdb_version", duckdb.__version__)
+    record_property("duckdb_file", duckdb.__file__)
+    assert lake_unavailable_reason() is None
+
+
+@needs_lake
+def test_publish_group_mirrors_each_release_set_into_the_default_lake(tmp_path):
+    """The path `lifecycle` takes: `from_env` gives the embedded lake, `publish_group` commits
+    the file store and mirrors the release set; retention keeps max(keep, 2) snapshots."""
+    store = tmp_path / "public"
+    lake = LakeConfig.from_env(store / LAKE_DIR, env={})
+    assert lake is not None
+    for release_set in (1, 2, 3):
+        publish_group(
+            store=store,
+            releases={t: Staged(p, m) for t, (p, m) in _candidates(tmp_path, release_set).items()},
+            keep=1,
+            lake=lake,
+        )
+    got = _run_reader(
+        lake,
+        """
+        con = lake_connect(config, read_only=True)
+        out["latest"] = con.execute("select max(rs) from orders").fetchall()[0][0]
+        out["current"] = con.execute(
+            "select table_name, version, release_set from current_releases order by 1"
+        ).fetchall()
+        out["snapshots"] = len(con.execute("select * from lake.snapshots()").fetchall())
+        """,
+    )
+    assert got["latest"] == 3
+    assert got["current"] == [["customers", "v000003", 3], ["orders", "v000003", 3]]
+    assert got["snapshots"] == 2
+    with connect(store) as con:
+        assert con.execute("select max(rs) from orders").fetchall() == [(3,)]
+
+
+# --------------------------------------------------------------------------- pinned DuckDB run
+
+
+def test_lake_suite_passes_under_pinned_duckdb(tmp_path):
+    """Run this file under DuckDB 1.4.4 + the duckdb-ext-* wheels and require every lake test,
+    PostgreSQL included, to pass there (not skip): the lake keeps real coverage although the
+    venv's DuckDB cannot load it."""
+    if os.environ.get(pinned_duckdb.CHILD_FLAG):
+        pytest.skip("this is the pinned-DuckDB run that test started; it does not recurse")
+    if LAKE_REASON is None:
+        pytest.skip(f"DuckDB {duckdb.__version__} loads ducklake here: the lake tests ran above")
+    missing = pinned_duckdb.missing_reason()
+    if missing is not None:
+        pytest.skip(missing)
+    probe = pinned_duckdb.run_pinned(
+        ["-c", "import duckdb; print(duckdb.__version__); print(duckdb.__file__)"],
+        cwd=REPO,
+        timeout=60,
+    )
+    assert probe.returncode == 0, probe.stderr
+    version, module = probe.stdout.split()
+    assert version == pinned_duckdb.VERSION
+    assert Path(module).resolve().is_relative_to(pinned_duckdb.PINNED_DIR.resolve())
+
+    report = tmp_path / "lake.xml"
+    run = pinned_duckdb.run_pinned(
+        [
+            "-m", "pytest", "-q", "-p", "no:cacheprovider", str(Path(__file__).relative_to(REPO)),
+            f"--junitxml={report}", "-o", "junit_family=xunit1", f"--basetemp={tmp_path / 'run'}",
+        ],
+        cwd=REPO,
+        timeout=1200,
+    )  # fmt: skip
+    tail = "\n".join(run.stdout.splitlines()[-40:])
+    assert run.returncode == 0, f"{tail}\n{run.stderr[-2000:]}"
+    outcomes: dict[str, tuple[str, str]] = {}
+    properties: dict[str, str] = {}
+    for case in ET.parse(report).getroot().iter("testcase"):
+        status, message = "passed", ""
+        for kind in ("failure", "error", "skipped"):
+            node = case.find(kind)
+            if node is not None:
+                status, message = kind, node.get("message", "")
+        outcomes[case.get("name")] = (status, message)
+        properties.update({p.get("name"): p.get("value") for p in case.iter("property")})
+    assert properties.get("duckdb_version") == pinned_duckdb.VERSION, properties
+    assert (
+        Path(properties["duckdb_file"]).resolve().is_relative_to(pinned_duckdb.PINNED_DIR.resolve())
+    )
+    # Only these may skip there, each for its stated reason; everything else must pass.
+    may_skip = {
+        "test_lake_suite_passes_under_pinned_duckdb": "does not recurse",
+        "test_postgres_lake_on_s3_compatible_storage": "moto[server] not importable",
+    }
+    postgres_tests = [n for n in outcomes if "postgres" in n]
+    assert len(postgres_tests) >= 3, outcomes
+    if _pg_bin() is None:  # no server binaries here: the pinned run skips PostgreSQL too
+        may_skip.update(
+            {n: "PostgreSQL server binaries" for n in postgres_tests if n not in may_skip}
+        )
+
+    def acceptable(name: str, status: str, message: str) -> bool:
+        if status == "passed":
+            return True
+        return status == "skipped" and name in may_skip and may_skip[name] in message
+
+    wrong = {name: outcome for name, outcome in outcomes.items() if not acceptable(name, *outcome)}
+    assert not wrong, wrong
+    passed = sorted(n for n, (status, _) in outcomes.items() if status == "passed")
+    print(f"DuckDB {version} run: {len(passed)} passed: {', '.join(passed)}")

@@ -13,12 +13,12 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
-from synth_platform.defs.build import REFRESH_JOB, build_definitions
-from synth_platform.defs.dbt import DBT_PROJECT_DIR
 from synth_platform.lib import lifecycle
 from synth_platform.lib.errors import GateFailedError, SpecError
 from synth_platform.lib.home import SynthHome
 from synth_platform.lib.publish import connect, latest_version
+from tests.example import EXAMPLE_DBT as DBT_PROJECT_DIR
+from tests.example import REFRESH_JOB, example_definitions
 from tests.planted import LeakySynthesizer, NoiseSynthesizer
 
 TABLES = ("accounts", "customers", "transactions")
@@ -30,7 +30,7 @@ GROUP_STEPS = [f"{t}_{step}" for t in TABLES for step in ("synthetic", "publishe
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
     root = tmp_path_factory.mktemp("home")
-    defs = build_definitions(root=root, expectations_dir=root / "expectations")
+    defs = example_definitions(home=root, expectations_dir=root / "expectations")
     result = defs.resolve_job_def(REFRESH_JOB).execute_in_process(
         run_config={"ops": {"demo_bank_source": {"config": {"scale": SCALE, "seed": 7}}}},
         instance=dg.DagsterInstance.ephemeral(),
@@ -114,6 +114,46 @@ def test_group_metadata_is_saved_and_shown(env):
     }
 
 
+def test_assets_carry_the_dagster_conventions_of_an_integration(env):
+    """Column schemas with dbt descriptions and faked PII, http links into MLflow, MLflow runs
+    tagged with the Dagster run and asset, experiments typed for model training, and no
+    candidate rows shown before the gates pass."""
+    result, home = env["result"], env["home"]
+    mats = {
+        e.asset_key.to_user_string(): e.materialization.metadata
+        for e in result.get_asset_materialization_events()
+    }
+    for key in ("customers_synthetic", "customers_published"):
+        schema = mats[key]["dagster/column_schema"].value
+        cols = {c.name: c for c in schema.columns}
+        assert cols["email"].tags == {
+            "synth_platform/pii": "faked",
+            "synth_platform/faker": "email",
+        }
+        assert cols["birth_date"].tags["synth_platform/pii"] == "faked"
+        assert cols["segment"].tags == {}
+        assert cols["email"].description == "Email address, unique per customer."
+    assert "preview" not in mats["customers_synthetic"]  # not shown before the gates pass
+    assert "preview" in mats["customers_published"]
+    spec = env["defs"].resolve_asset_graph().get(dg.AssetKey("customers_published"))
+    assert "dagster/column_schema" in spec.metadata  # also before anything ran
+    links = [mats["customers_published"]["mlflow_run"].value]
+    for e in result.get_asset_check_evaluations():
+        for name in ("full_result", "evaluation_report"):
+            if name in e.metadata:
+                links.append(e.metadata[name].value)
+    assert len(links) > 10
+    for url in links:
+        assert url.startswith("http://127.0.0.1:5000/#/experiments/"), url
+    assert any(u.endswith("/artifactPath/gates/report.html") for u in links)
+    client = MlflowClient(tracking_uri=home.mlflow_tracking_uri)
+    run = client.get_run(mats["customers_published"]["mlflow_run_id"].value)
+    assert run.data.tags["dagster.run_id"] == result.run_id
+    assert run.data.tags["dagster.asset_key"] == "customers_group_synthesizer"
+    experiment = client.get_experiment(run.info.experiment_id)
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+
+
 def test_manifest_records_provenance_and_the_mlflow_run(env):
     home = env["home"]
     manifest = json.loads((home.public_dir / "customers" / "v000001" / "manifest.json").read_text())
@@ -187,10 +227,9 @@ def test_same_seed_gives_the_same_synthetic_table(env):
 
 
 def _specs(env):
-    from synth_platform.defs.dbt import load_manifest
-    from synth_platform.lib.specs import specs_from_manifest
+    from tests.example import example_specs
 
-    return specs_from_manifest(load_manifest())
+    return example_specs()
 
 
 def _plant(home: SynthHome, table: str, synthesizer) -> None:
@@ -205,13 +244,12 @@ def _assert_previous_release_intact(home: SynthHome, table: str, version: str) -
 
 
 def test_children_rekeyed_to_missing_ids_are_blocked_by_integrity(env):
-    from synth_platform.defs.dbt import load_manifest
     from synth_platform.lib import group as G
     from synth_platform.lib.multitable import groups_from_specs
-    from synth_platform.lib.specs import specs_from_manifest
+    from tests.example import example_specs
 
     home = env["home"]
-    specs = specs_from_manifest(load_manifest())
+    specs = example_specs()
     models = {m.name: m for m in specs}
     group = groups_from_specs(specs)[0]
     previous = {t: latest_version(home.public_dir, t) for t in TABLES}
@@ -290,13 +328,12 @@ def _unseen_category(frames):
     ],
 )
 def test_planted_group_defects_are_blocked_by_their_gate(env, tamper, table, kind):
-    from synth_platform.defs.dbt import load_manifest
     from synth_platform.lib import group as G
     from synth_platform.lib.multitable import groups_from_specs
-    from synth_platform.lib.specs import specs_from_manifest
+    from tests.example import example_specs
 
     home, expectations = env["home"], env["root"] / "expectations"
-    specs = specs_from_manifest(load_manifest())
+    specs = example_specs()
     models = {m.name: m for m in specs}
     group = groups_from_specs(specs)[0]
     previous = {t: latest_version(home.public_dir, t) for t in TABLES}
@@ -372,8 +409,8 @@ def test_a_new_model_is_opted_in_by_yml_alone(env, tmp_path):
         "relationships": [],
     }
     yml.write_text(yaml.safe_dump(doc))
-    defs = build_definitions(
-        root=env["root"], project_dir=project, expectations_dir=env["root"] / "expectations"
+    defs = example_definitions(
+        home=env["root"], project_dir=project, expectations_dir=env["root"] / "expectations"
     )
     keys = {k.to_user_string() for k in defs.resolve_all_asset_keys()}
     assert {"customer_summary_split", "customer_summary_published"} <= keys
@@ -392,7 +429,7 @@ def test_bad_meta_block_fails_definitions_with_model_and_field(tmp_path):
     doc["models"][0]["config"]["meta"]["synthetic"]["holdout"] = 0.9
     yml.write_text(yaml.safe_dump(doc))
     with pytest.raises(SpecError, match=r"dbt model 'accounts'.*meta\.synthetic\.holdout"):
-        build_definitions(root=tmp_path / "home", project_dir=project)
+        example_definitions(home=tmp_path / "home", project_dir=project)
 
 
 def _project_with(tmp_path, model: str, synthetic_update: dict):
@@ -411,7 +448,7 @@ def test_relationship_cycle_names_both_models(tmp_path):
         tmp_path, "customers", {"relationships": [{"column": "region", "parent": "transactions"}]}
     )
     with pytest.raises(SpecError, match="cycle") as err:
-        build_definitions(root=tmp_path / "home", project_dir=project)
+        example_definitions(home=tmp_path / "home", project_dir=project)
     assert "'customers'" in str(err.value) and "'transactions'" in str(err.value)
 
 
@@ -420,5 +457,5 @@ def test_relationship_to_an_unknown_model_names_both_models(tmp_path):
         tmp_path, "accounts", {"relationships": [{"column": "customer_id", "parent": "branches"}]}
     )
     with pytest.raises(SpecError, match="branches") as err:
-        build_definitions(root=tmp_path / "home", project_dir=project)
+        example_definitions(home=tmp_path / "home", project_dir=project)
     assert "dbt model 'accounts'" in str(err.value)

@@ -120,7 +120,7 @@ while time.monotonic() < deadline:
         else:
             con = duckdb.connect(str(store / "catalog.duckdb"), read_only=True)
         try:
-            n_parent, n_child, m_parent, m_child, sets = con.execute(QUERY).fetchone()
+            n_parent, n_child, m_parent, m_child, sets = con.execute(QUERY).fetchall()[0]
             prov = con.execute(PROVENANCE).fetchall()
         finally:
             con.close()
@@ -279,7 +279,7 @@ def _served(store: Path) -> dict:
         n_parent, n_child, m_parent, m_child = con.execute(
             "select (select count(*) from parent), (select count(*) from child), "
             "(select list(distinct marker) from parent), (select list(distinct marker) from child)"
-        ).fetchone()
+        ).fetchall()[0]
         rel = con.execute(
             "select table_name, version, release_set, rows, (manifest->>'marker')::int "
             "from releases where is_latest order by table_name"
@@ -331,7 +331,7 @@ def _phase(store: Path, before: dict, finished: bool) -> int:
     if finished:
         return 7
     with duckdb.connect(str(store / CATALOG), read_only=True) as con:
-        catalog_set = con.execute("select max(release_set) from releases").fetchone()[0]
+        catalog_set = con.execute("select max(release_set) from releases").fetchall()[0][0]
     if catalog_set == before["generation"]:
         return 4
     latest = [(store / t / "LATEST").read_text().strip() for t in TABLES]

@@ -156,3 +156,84 @@ def test_retired_release_files_outlive_the_switch_for_the_grace_period(tmp_path)
     publish_group(store=store, releases={"t": Staged(_candidate(tmp_path, 9), {})}, keep=1,
                   grace=0)  # fmt: skip
     assert sorted(p.name for p in (store / "t").glob("v*")) == ["v000003", "v000004"]
+
+
+# --------------------------------------------------------------------------- optional lake
+
+
+def _no_duckdb_extensions(tmp_path, monkeypatch):
+    """A process whose DuckDB can load no extension (as DuckDB 2.x without ext wheels)."""
+    empty = tmp_path / "no-extensions"
+    empty.mkdir()
+    monkeypatch.setenv("SYNTH_DUCKDB_EXTENSION_DIR", str(empty))
+    monkeypatch.delenv("SYNTH_LAKE_CATALOG", raising=False)
+    monkeypatch.delenv("SYNTH_LAKE_DATA_PATH", raising=False)
+
+
+def test_without_ducklake_an_unconfigured_lake_is_off_and_publishing_works(tmp_path, monkeypatch):
+    from synth_platform.lib.lake import LakeConfig, lake_unavailable_reason
+    from synth_platform.lib.publish import LAKE_DIR, Staged, publish_group, read_state
+
+    _no_duckdb_extensions(tmp_path, monkeypatch)
+    store = tmp_path / "public"
+    reason = lake_unavailable_reason()
+    assert reason is not None and "synth_platform[ducklake]" in reason, reason
+    lake = LakeConfig.from_env(store / LAKE_DIR)  # what lifecycle.publish_tables passes
+    assert lake is None
+    out = publish_group(store=store, releases={"t": Staged(_candidate(tmp_path, 3), {})}, lake=lake)
+    assert out["t"].version == "v000001" and read_state(store)["generation"] == 1
+    with connect(store) as con:
+        assert con.sql("select count(*) from t").fetchall() == [(3,)]
+    assert not (store / LAKE_DIR).exists()  # file store + catalog.duckdb only
+
+
+def test_an_explicit_lake_that_cannot_load_refuses_before_committing(tmp_path, monkeypatch):
+    from synth_platform.lib.lake import LakeConfig
+    from synth_platform.lib.publish import LAKE_DIR, STATE, Staged, publish_group
+
+    _no_duckdb_extensions(tmp_path, monkeypatch)
+    store = tmp_path / "public"
+    publish_group(store=store, releases={"t": Staged(_candidate(tmp_path, 3), {})})
+    state_before = (store / STATE).read_text()
+    catalog_before = (store / "catalog.duckdb").read_bytes()
+
+    monkeypatch.setenv("SYNTH_LAKE_CATALOG", f"sqlite:{store / LAKE_DIR / 'lake.sqlite'}")
+    lake = LakeConfig.from_env(store / LAKE_DIR)
+    assert lake is not None and lake.kind == "sqlite"  # explicit: kept, so it cannot be skipped
+    with pytest.raises(PublicationError) as err:
+        publish_group(
+            store=store, releases={"t": Staged(_candidate(tmp_path, 5, "d.parquet"), {})}, lake=lake
+        )
+    message = str(err.value)
+    for part in ("nothing was published", "'ducklake'", "synth_platform[ducklake]",
+                 "DuckDB 1.4.4", "SYNTH_DUCKDB_EXTENSION_DIR", "SYNTH_LAKE_CATALOG=off"):  # fmt: skip
+        assert part in message, (part, message)
+    # Nothing committed or left behind; the previous release stays what readers get.
+    assert (store / STATE).read_text() == state_before
+    assert (store / "catalog.duckdb").read_bytes() == catalog_before
+    assert sorted(p.name for p in (store / "t").iterdir()) == ["LATEST", "v000001"]
+    assert not (store / LAKE_DIR).exists()
+    assert latest_version(store, "t") == "v000001"
+    with connect(store) as con:
+        assert con.sql("select count(*) from t").fetchall() == [(3,)]
+
+
+def test_the_catalog_opens_under_duckdb_1_4(tmp_path):
+    """The catalog is written in DuckDB 1.4's storage format, so consumers still on DuckDB 1.4
+    (the `ducklake` extra, a 1.x CLI) open what the DuckDB 2.x publisher writes."""
+    from tests import pinned_duckdb
+
+    store = tmp_path / "public"
+    publish_release(store=store, table="t", candidate=_candidate(tmp_path, 3), manifest={"rows": 3})
+    missing = pinned_duckdb.missing_reason()
+    if missing is not None:
+        pytest.skip(missing)
+    run = pinned_duckdb.run_pinned(
+        ["-c", "import duckdb, sys; con = duckdb.connect(sys.argv[1], read_only=True); "
+         "print(duckdb.__version__, con.execute('select count(*) from t').fetchall()[0][0], "
+         "con.execute('select rows from releases').fetchall()[0][0])",
+         str(store / "catalog.duckdb")],
+        cwd=tmp_path, timeout=60,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split() == [pinned_duckdb.VERSION, "3", "3"]
