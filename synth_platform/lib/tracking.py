@@ -66,13 +66,24 @@ class TrainingRun:
 
 
 def code_version(repo: Path | None = None) -> str:
-    """The git commit of the project, or the package version outside a checkout."""
+    """synth_platform's version, with the git commit when it runs from its own checkout.
+
+    An installed wheel has no checkout of its own: asking git there would report the commit of
+    whatever repository the environment happens to sit in (often the user's project).
+    """
     from synth_platform import __version__
 
+    if repo is None:
+        checkout = Path(__file__).resolve().parents[2]
+        pyproject = checkout / "pyproject.toml"
+        is_ours = pyproject.exists() and 'name = "synth_platform"' in pyproject.read_text()
+        if not (is_ours and (checkout / ".git").exists()):
+            return __version__
+        repo = checkout
     try:
         sha = subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"],
-            cwd=repo or Path(__file__).resolve().parent,
+            cwd=repo,
             capture_output=True,
             text=True,
             timeout=5,
