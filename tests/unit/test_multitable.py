@@ -459,3 +459,20 @@ def test_matched_rekeying_copes_with_text_keys_and_empty_real_children() -> None
     empty = {"parent": parent, "child": child.iloc[:0]}
     none = rekey_children(group=g, real=empty, synthetic=synthetic, seed=0, profiles=profiles)
     assert evaluate_integrity(group=g, synthetic=none)[rel.key].passed
+
+
+def test_groups_get_readable_names() -> None:
+    """One root names its group; a star schema is named after its fact table."""
+    (chain,) = groups_from_specs(_bank_models())
+    assert chain.label == "customers"
+    star = [
+        _model("airlines", "carrier"),
+        _model("airports", "faa"),
+        _model("planes", "tailnum"),
+        _model("flights", "flight_id", (("carrier", "airlines", "carrier"),
+                                        ("origin", "airports", "faa"),
+                                        ("tailnum", "planes", "tailnum"))),
+    ]  # fmt: skip
+    (group,) = groups_from_specs(star)
+    assert group.label == "flights"
+    assert group.name == "airlines+airports+planes"
