@@ -6,6 +6,7 @@ plus, per child table, `<t>_integrity`, `<t>_cardinality` and `<t>_cross_table` 
 `<group>_group_published` (one step publishing every `<t>_published` in one atomic commit).
 """
 
+import dataclasses
 from collections.abc import Mapping
 
 import dagster as dg
@@ -38,6 +39,7 @@ def group_definitions(
     slug = G.group_slug(group)
     dagster_group = wiring.group
     tags = {"synth_platform/group": slug}
+    wiring = dataclasses.replace(wiring, tags=tuple(tags.items()))
     rels = "; ".join(f"`{r.key}`" for r in group.relationships)
     assets: list[dg.AssetsDefinition] = [
         split_asset(models[t], upstream[t], wiring=wiring, parents=G.parent_keys(group, t))

@@ -27,6 +27,8 @@ class Wiring:
 
     group: str
     pool: str | None = WAREHOUSE_POOL
+    #: Extra tags on every asset (a table group's `synth_platform/group`, for selection).
+    tags: tuple[tuple[str, str], ...] = ()
 
 
 def run_tags(context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext, key: str) -> dict:
@@ -141,7 +143,8 @@ def split_asset(
 
     @dg.asset(
         key=dg.AssetKey(f"{t}_split"), deps=deps, group_name=wiring.group,
-        kinds={"duckdb", "parquet"}, pool=wiring.pool, tags={"synth_platform/table": t},
+        kinds={"duckdb", "parquet"}, pool=wiring.pool,
+        tags={"synth_platform/table": t, **dict(wiring.tags)},
         description=f"Seeded, stable train/holdout split of `{t}` (private; holdout never "
         f"trains).{follows}",
     )  # fmt: skip
