@@ -15,24 +15,48 @@ from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
-DAGSTER_YAML = """\
-# Written by synth_platform. Runs, event logs and schedules live in this folder (SQLite).
+MARKER = "# Written by synth_platform."
+
+RUN_MONITORING_YAML = """\
+# Run monitoring (the daemon; `dagster dev` runs it) marks runs whose process died as failed
+# instead of leaving them STARTED forever. The default run launcher cannot probe a run worker,
+# so a run nobody reports on (a killed `make demo`, a killed `dagster dev`) is failed when it
+# exceeds max_runtime_seconds; raise it, or tag a long run `dagster/max_runtime` (seconds).
+# A run worker killed while `dagster dev` keeps running is failed by its code server at once.
+run_monitoring:
+  enabled: true
+  start_timeout_seconds: 180    # STARTING longer than this: failed
+  cancel_timeout_seconds: 180   # CANCELING longer than this: canceled
+  max_runtime_seconds: 21600    # STARTED longer than 6 h: terminated and failed
+  max_resume_run_attempts: 0    # the default launcher cannot resume a run
+  poll_interval_seconds: 60
+"""
+
+DAGSTER_YAML = f"""\
+{MARKER} Runs, event logs and schedules live in this folder (SQLite).
 # For production point `storage` at Postgres (dagster-postgres) instead.
 telemetry:
   enabled: false
 concurrency:
   pools:
     default_limit: 1
-"""
+{RUN_MONITORING_YAML}"""
 
 
 def prepare_dagster_home(root: Path) -> Path:
-    """Create `$SYNTH_HOME/dagster` with a dagster.yaml, and export DAGSTER_HOME to it."""
+    """Create `$SYNTH_HOME/dagster` with a dagster.yaml, and export DAGSTER_HOME to it.
+
+    A dagster.yaml written by an earlier version (no `run_monitoring`) gets the block added;
+    a file written by anyone else is left alone."""
     dagster_home = Path(os.environ.get("DAGSTER_HOME") or root / "dagster")
     dagster_home.mkdir(parents=True, exist_ok=True)
     cfg = dagster_home / "dagster.yaml"
     if not cfg.exists():
         cfg.write_text(DAGSTER_YAML)
+    else:
+        text = cfg.read_text()
+        if text.startswith(MARKER) and "run_monitoring:" not in text:
+            cfg.write_text(text.rstrip("\n") + "\n" + RUN_MONITORING_YAML)
     os.environ["DAGSTER_HOME"] = str(dagster_home)
     return dagster_home
 

@@ -57,3 +57,7 @@ class GateFailedError(SynthPlatformError):
 
 class PublicationError(SynthPlatformError):
     """A release could not be written to the public store."""
+
+
+class TrackingError(SynthPlatformError):
+    """The MLflow tracking server cannot be reached (checked before a fit)."""

@@ -6,8 +6,8 @@ profile of the real data when missing and editable by hand:
 - `fidelity`, `privacy` and `diagnostic` suites hold standard expectations over a one-row
   metric table computed by the project's vectorised engine (`lib.evaluation`); each gated
   metric's bound is its threshold, and a metric that is only reported (no threshold yet) is
-  expected to be present (`expect_column_values_to_not_be_null`) so that adding a bound in
-  the file or in the dbt meta turns it into a gate. The diagnostic suite (boundary and
+  listed with `expect_column_values_to_not_be_null` (reported, it never decides) so that
+  adding a bound in the file or in the dbt meta turns it into a gate. The diagnostic suite (boundary and
   category adherence, key uniqueness, table structure) requires 1.0 and belongs to the
   validity gate.
 - `validity` suites hold expectations over the candidate synthetic rows themselves: ordered
@@ -15,8 +15,11 @@ profile of the real data when missing and editable by hand:
   (training) rows. They quote real minima, maxima and categories, so they belong to the
   private zone like the dbt project itself.
 
-Thresholds set explicitly in the dbt meta block win over the suite file's values; otherwise the
-suite file is the source of truth.
+Thresholds set explicitly in the dbt meta block always take effect: they override the suite
+file's bound on the metric, or add one where the file has none (`load_suite`); otherwise the
+suite file is the source of truth. The verdict on the metric suites is
+`synth_platform.lib.verdict.decide`, which never lets a metric without a number (NaN, None)
+pass a bound or drop one.
 """
 
 from __future__ import annotations
@@ -24,11 +27,14 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Literal
 
 import pandas as pd
 
+from synth_platform.lib import locks
+from synth_platform.lib.errors import ProjectError
 from synth_platform.lib.metadata import TableMetadata
 from synth_platform.lib.specs import Thresholds
 
@@ -110,6 +116,28 @@ def _iso(v: Any) -> str:
     return pd.Timestamp(v).isoformat()
 
 
+def _datetime_bounds(column: pd.Series) -> tuple[str, str] | None:
+    """ISO bounds GE can compare with the column's values: dates for a DATE column (Python
+    ``date`` objects: GE cannot compare them with a datetime), timestamps (with their zone,
+    if any) otherwise; ``None`` without a value."""
+    values = column.dropna()
+    if values.empty:
+        return None
+    if values.map(lambda v: isinstance(v, date) and not isinstance(v, datetime)).all():
+        return min(values).isoformat(), max(values).isoformat()
+    stamps = pd.to_datetime(values)
+    return _iso(stamps.min()), _iso(stamps.max())
+
+
+def _ge_type(dtype: Any) -> str:
+    """The type name GE's `expect_column_values_to_be_of_type` observes for ``dtype``: the
+    scalar type of a pandas extension dtype (`CategoricalDtypeType` for an ENUM,
+    `Timestamp` for a zone-aware timestamp), the dtype's name otherwise."""
+    if isinstance(dtype, pd.api.extensions.ExtensionDtype):
+        return dtype.type.__name__
+    return str(dtype)
+
+
 def validity_suite(
     *, table: str, real: pd.DataFrame, metadata: TableMetadata, not_null: frozenset[str]
 ) -> dict:
@@ -124,7 +152,7 @@ def validity_suite(
         exps.append(
             {
                 "type": "expect_column_values_to_be_of_type",
-                "kwargs": {"column": c, "type_": str(real[c].dtype)},
+                "kwargs": {"column": c, "type_": _ge_type(real[c].dtype)},
             }
         )
     pk = metadata.primary_key
@@ -147,12 +175,12 @@ def validity_suite(
                 }
             )
     for c in metadata.datetime:
-        s = pd.to_datetime(real[c]).dropna()
-        if len(s):
+        bounds = _datetime_bounds(real[c])
+        if bounds:
             exps.append(
                 {
                     "type": "expect_column_values_to_be_between",
-                    "kwargs": {"column": c, "min_value": _iso(s.min()), "max_value": _iso(s.max())},
+                    "kwargs": {"column": c, "min_value": bounds[0], "max_value": bounds[1]},
                 }
             )
     for c in metadata.categorical:
@@ -194,49 +222,76 @@ def ensure_suites(
     for kind in SUITE_KINDS:
         path = suite_path(directory, table, kind)
         if not path.exists():
-            tmp = path.with_suffix(".json.tmp")
-            tmp.write_text(json.dumps(builders[kind](), indent=2, default=str) + "\n")
-            tmp.replace(path)
+            tmp = locks.temp_path(path)  # unique: concurrent gates may write the suite at once
+            with locks.removed_on_error(tmp):
+                tmp.write_text(json.dumps(builders[kind](), indent=2, default=str) + "\n")
+                tmp.replace(path)
         paths[kind] = path
     return paths
 
 
-def load_suite(path: Path, *, thresholds: Thresholds | None = None) -> dict:
-    """Read a suite; thresholds set explicitly in the dbt meta override the file's bounds.
+#: Metric suites by kind: metric column -> (threshold field, bound).
+SUITE_METRICS: dict[str, dict[str, tuple[str | None, str]]] = {
+    "fidelity": FIDELITY_METRICS,
+    "privacy": PRIVACY_METRICS,
+    "diagnostic": DIAGNOSTIC_METRICS,
+}
 
-    A reported-only metric (`expect_column_values_to_not_be_null`) given a threshold in the
-    meta becomes a bound (`expect_column_values_to_be_between`).
+
+def _suite_kind(suite: Mapping[str, Any], path: Path) -> str | None:
+    kind = (suite.get("meta") or {}).get("kind")
+    if kind:
+        return str(kind)
+    parts = Path(path).name.split(".")  # <table>.<kind>.json
+    return parts[-2] if len(parts) >= 3 else None
+
+
+def load_suite(
+    path: Path,
+    *,
+    thresholds: Thresholds | None = None,
+    metrics: Mapping[str, tuple[str | None, str]] | None = None,
+) -> dict:
+    """Read a suite; every threshold set explicitly in the dbt meta takes effect.
+
+    For each metric of the suite's kind (``metrics``, by default :data:`SUITE_METRICS` of the
+    suite's ``meta.kind`` or file name) whose threshold the dbt meta sets, the expectation on
+    that metric becomes the bound ``expect_column_values_to_be_between`` with the meta's value:
+    a reported-only expectation (``expect_column_values_to_not_be_null``) is turned into it, an
+    existing bound is overridden, and a suite file written before the metric existed (or
+    edited without it) gets the expectation added. A meta threshold set to ``null`` leaves the
+    suite's bound as it is (remove a bound in the suite file).
+
+    Raises:
+        ProjectError: The suite's expectation on a metric whose threshold the meta sets is of
+            another type, so the threshold could not take effect (the message names both).
     """
     suite = json.loads(Path(path).read_text())
-    if thresholds is not None:
-        explicit = thresholds.model_fields_set
-        for exp in suite.get("expectations", []):
-            field = (exp.get("meta") or {}).get("threshold")
-            if field in explicit and getattr(thresholds, field) is not None:
-                key = "min_value" if exp["meta"].get("bound") == "min" else "max_value"
-                exp["type"] = BETWEEN
-                exp["kwargs"][key] = getattr(thresholds, field)
+    if thresholds is None:
+        return suite
+    if metrics is None:
+        metrics = SUITE_METRICS.get(_suite_kind(suite, path) or "", {})
+    explicit = {f for f in thresholds.model_fields_set if getattr(thresholds, f) is not None}
+    exps: list[dict[str, Any]] = suite.setdefault("expectations", [])
+    for metric, (field, bound) in metrics.items():
+        if field not in explicit:
+            continue
+        value = getattr(thresholds, field)
+        on_metric = [e for e in exps if (e.get("kwargs") or {}).get("column") == metric]
+        if not on_metric:
+            exps.append(_threshold_expectation(metric, field, bound, value))
+        for exp in on_metric:
+            if exp.get("type") not in (BETWEEN, PRESENT):
+                raise ProjectError(
+                    f"suite {Path(path)}: the dbt meta sets threshold '{field}' for metric "
+                    f"'{metric}', but the suite's expectation on it is {exp.get('type')!r}; "
+                    f"make it {BETWEEN} (or delete the suite file to regenerate it)."
+                )
+            kwargs: dict[str, Any] = {"column": metric}
+            kwargs["min_value" if bound == "min" else "max_value"] = value
+            exp["type"], exp["kwargs"] = BETWEEN, kwargs
+            exp["meta"] = {**(exp.get("meta") or {}), "threshold": field, "bound": bound}
     return suite
-
-
-def applicable(
-    suite: Mapping[str, Any], *, available: set[str], not_applicable: set[str] = frozenset()
-) -> dict:
-    """The suite without expectations that cannot apply to this run.
-
-    Dropped: reported-only expectations on metrics this run did not compute (utility without
-    a target, attacks switched off), and any expectation on a metric that is undefined for
-    this table (`not_applicable`: key uniqueness without a key, boundary adherence without a
-    numeric column). A bound on a metric that should exist but is missing is kept, and fails
-    naming the metric.
-    """
-    exps = [
-        e
-        for e in suite.get("expectations", [])
-        if e["kwargs"].get("column") not in not_applicable
-        and not (e.get("type") == PRESENT and e["kwargs"].get("column") not in available)
-    ]
-    return {**suite, "expectations": exps}
 
 
 @dataclass(frozen=True)
@@ -263,6 +318,19 @@ class SuiteOutcome:
     @property
     def failures(self) -> list[ExpectationOutcome]:
         return [o for o in self.outcomes if not o.success]
+
+
+def _raised(info: Any) -> str | None:
+    """The exception message of a GE result, if evaluating it raised. GE 1.x reports it at
+    the top level or per metric (``{MetricConfigurationID: {"raised_exception": ...}}``)."""
+    if not isinstance(info, Mapping):
+        return None
+    if info.get("raised_exception"):
+        return str(info.get("exception_message"))
+    for value in info.values():
+        if isinstance(value, Mapping) and value.get("raised_exception"):
+            return str(value.get("exception_message"))
+    return None
 
 
 _context = None
@@ -303,8 +371,9 @@ def validate(*, suite: Mapping[str, Any], data: pd.DataFrame) -> SuiteOutcome:
         cfg = r.expectation_config
         kw = {k: v for k, v in cfg.kwargs.items() if k != "batch_id"}
         res = r.result or {}
-        if r.exception_info and r.exception_info.get("raised_exception"):
-            observed: Any = f"error: {r.exception_info.get('exception_message')}"
+        error = _raised(r.exception_info)
+        if error is not None:  # the expectation could not be evaluated: it failed
+            observed: Any = f"error: {error}"
         elif "observed_value" in res:
             observed = res["observed_value"]
         elif cfg.type in (BETWEEN, PRESENT) and len(data) == 1 and kw["column"] in data:

@@ -17,13 +17,21 @@ Per group (``customers -> accounts -> transactions`` in the demo):
    atomic commit of the store), only when every gate of every table passed.
 
 Files live in ``SYNTH_HOME/private/_groups/<group>/``; tables keep their own directories.
+
+A group's sampling and publishing hold the group's refresh lock and then those of its tables, in
+name order, exclusively; its gates hold them shared (:mod:`synth_platform.lib.locks`). The group's
+`candidate.json` records the candidate id (content hash) of every table it sampled; group-gate
+verdicts record the ids they judged, and the publisher refuses a table whose candidate is not the
+one the group sampled and every gate approved.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,11 +42,13 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from synth_platform.lib import expectations as gx_suites
-from synth_platform.lib import lifecycle
+from synth_platform.lib import lifecycle, locks
 from synth_platform.lib.errors import GateFailedError, SourceError, SpecError
 from synth_platform.lib.home import SynthHome
 from synth_platform.lib.identifiers import safe_identifier
 from synth_platform.lib.multitable import (
+    IntegrityResult,
+    Relationship,
     Strategy,
     TableGroup,
     choose_strategy,
@@ -52,7 +62,15 @@ from synth_platform.lib.multitable import (
 )
 from synth_platform.lib.publish import Release
 from synth_platform.lib.specs import ModelSpec, Thresholds
-from synth_platform.lib.tracking import code_version, log_run_artifact, log_training
+from synth_platform.lib.tracking import (
+    check_tracking_server,
+    code_version,
+    log_run_artifact,
+    log_training,
+)
+from synth_platform.lib.verdict import NotApplicable, NotApplicableReason, bounds_from_suite, decide
+
+NA = NotApplicableReason
 
 GROUP_GATE_KINDS: tuple[str, ...] = ("integrity", "cardinality", "cross_table")
 """Blocking gates of a child table in a group, one Great Expectations suite each."""
@@ -140,11 +158,52 @@ def requested_strategy(group: TableGroup, models: Mapping[str, ModelSpec]) -> st
     return next(iter(explicit.values()), "auto")
 
 
+@contextmanager
+def group_lock(
+    home: SynthHome, group: TableGroup, *, step: str, shared: bool = False
+) -> Iterator[None]:
+    """The refresh lock of the group's folder, then those of its tables (in name order)."""
+    root = group_paths(home, group).root
+    with ExitStack() as stack:
+        stack.enter_context(
+            locks.refresh_lock(root, what="group", name=group.name, step=step, shared=shared)
+        )
+        for t in sorted(group.tables):
+            stack.enter_context(lifecycle.table_lock(home, t, step=step, shared=shared))
+        yield
+
+
+def _holding_group_lock(
+    step: str, *, shared: bool = False, verify_candidates: bool = False
+) -> Callable[[Callable], Callable]:
+    """Run a keyword-only group step (``home=``, ``group=``) under :func:`group_lock`; with
+    ``verify_candidates`` (a group gate: ``table=``), first check that the candidate files of
+    the table and its parents hash to their ids."""
+
+    def wrap(fn: Callable) -> Callable:
+        @functools.wraps(fn)
+        def locked(*args: Any, **kwargs: Any) -> Any:
+            label = f"{step} {kwargs['table']}.{kwargs['kind']}" if "kind" in kwargs else step
+            home, group = kwargs["home"], kwargs["group"]
+            with group_lock(home, group, step=label, shared=shared):
+                if verify_candidates:  # the gated table and its parents
+                    table = kwargs["table"]
+                    parents = {r.parent for r in group.relationships if r.child == table}
+                    for t in sorted({table} | parents):
+                        lifecycle.verify_candidate_file(home=home, table=t)
+                return fn(*args, **kwargs)
+
+        return locked
+
+    return wrap
+
+
 def _write_json(path: Path, payload: Any) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(payload, indent=2, default=str) + "\n")
-    tmp.replace(path)
+    tmp = locks.temp_path(path)  # unique: concurrent writers never share a temp file
+    with locks.removed_on_error(tmp):
+        tmp.write_text(json.dumps(payload, indent=2, default=str) + "\n")
+        tmp.replace(path)
 
 
 def _read_json(path: Path, *, group: TableGroup, step: str) -> dict[str, Any]:
@@ -250,6 +309,7 @@ def train_group(
     """Choose the strategy, derive the SDV multi-table metadata, fit and record the group.
 
     ``run_tags`` are added to every MLflow run (the orchestrator's run id and asset key)."""
+    check_tracking_server(tracking_uri)  # fail in seconds, before any fit
     paths = group_paths(home, group)
     metas = {t: lifecycle.load_metadata(lifecycle.paths_for(home, t), t) for t in group.tables}
     train = {t: pd.read_parquet(lifecycle.paths_for(home, t).train) for t in group.tables}
@@ -310,10 +370,11 @@ def train_group(
             metadata_json=multi,
             pip_requirements=lifecycle._pip_requirements(),
         )  # fmt: skip
-        tmp = paths.model.with_suffix(".pkl.tmp")
-        with open(tmp, "wb") as fh:
-            cloudpickle.dump(fit.synthesizer, fh)
-        tmp.replace(paths.model)
+        tmp = locks.temp_path(paths.model)  # unique: concurrent fits never share a temp file
+        with locks.removed_on_error(tmp):
+            with open(tmp, "wb") as fh:
+                cloudpickle.dump(fit.synthesizer, fh)
+            tmp.replace(paths.model)
         for t in group.tables:
             runs[t] = run.run_id
             info = lifecycle.TrainResult(
@@ -346,6 +407,7 @@ def train_group(
 Tamper = Callable[[dict[str, pd.DataFrame]], dict[str, pd.DataFrame]]
 
 
+@_holding_group_lock("group sample")
 def sample_group(
     *,
     home: SynthHome,
@@ -361,6 +423,13 @@ def sample_group(
     """
     paths = group_paths(home, group)
     trained = _read_json(paths.strategy, group=group, step=f"{group_slug(group)}_group_synthesizer")
+    # The group's verdicts and candidate ids go first: a sampler killed halfway leaves tables
+    # whose candidates no group record vouches for, so nothing of the group can be published.
+    locks.sweep_stale_temps(paths.root)
+    paths.candidate.unlink(missing_ok=True)
+    for t in children(group):
+        for kind in GROUP_GATE_KINDS:
+            paths.gate(t, kind).unlink(missing_ok=True)
     root = models[group.tables[0]]
     out: dict[str, lifecycle.CandidateResult] = {}
     if trained["strategy"] == "hma":
@@ -398,9 +467,6 @@ def sample_group(
             "sampled_at": datetime.now(UTC).isoformat(timespec="seconds"),
         },
     )
-    for t in children(group):
-        for kind in GROUP_GATE_KINDS:
-            paths.gate(t, kind).unlink(missing_ok=True)
     return out
 
 
@@ -442,10 +508,11 @@ def ensure_group_suite(
         if columns == wanted:
             return path
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".json.tmp")
+    tmp = locks.temp_path(path)  # unique: two gates may write the suite at once
     suite = _metric_suite(table, kind, foreign_keys, thresholds)
-    tmp.write_text(json.dumps(suite, indent=2) + "\n")
-    tmp.replace(path)
+    with locks.removed_on_error(tmp):
+        tmp.write_text(json.dumps(suite, indent=2) + "\n")
+        tmp.replace(path)
     return path
 
 
@@ -467,6 +534,49 @@ class GroupGateResult:
     report_uri: str | None
     evaluated_at: str
     run_id: str | None = None  # the MLflow run holding the gate's full result
+    checks: list[dict[str, Any]] = field(default_factory=list)
+    not_applicable: dict[str, str] = field(default_factory=dict)
+    summary: str = ""
+
+
+def _suite_metrics(kind: str, fks: Sequence[str]) -> dict[str, tuple[str | None, str]]:
+    """Metric column -> (threshold field, bound) of a group suite, for :func:`load_suite`."""
+    return {
+        f"{prefix}__{fk}": (threshold, bound)
+        for fk in fks
+        for prefix, (threshold, bound, _) in _GROUP_METRICS[kind].items()
+    }
+
+
+def _integrity_share(
+    r: Relationship,
+    res: IntegrityResult,
+    *,
+    real: Mapping[str, pd.DataFrame],
+    synthetic: Mapping[str, pd.DataFrame],
+) -> float | NotApplicable:
+    """The share of resolving keys; without any key set, why there is none to check."""
+    if res.checked:
+        return res.share
+    if synthetic[r.child].empty:
+        return NotApplicable(NA.EMPTY_CANDIDATE)
+    if not real[r.child][r.child_column].notna().any():
+        return NotApplicable(NA.NO_FOREIGN_KEY)  # the real child sets none either
+    return NotApplicable(NA.ALL_NULL)  # the candidate dropped every key the real rows set
+
+
+def _cross_table_metric(
+    pairs: pd.DataFrame, *, all_pairs: float
+) -> tuple[float | NotApplicable, str | None]:
+    """Cross-table trends of one relationship: the pairs whose real data shows a trend, as
+    the single-table gate scores them (:func:`lifecycle._pair_trends`); with none, every
+    parent x child pair with a score (SDMetrics' InterTableTrends)."""
+    if pairs.empty:
+        return NotApplicable(NA.NO_CROSS_TABLE_PAIR), None
+    counted, worst = lifecycle._pair_trends(pairs)
+    if isinstance(counted, float):
+        return counted, worst
+    return lifecycle._or_na(all_pairs, NA.NOT_COMPUTED), None
 
 
 def _current_candidates(home: SynthHome, tables: Sequence[str]) -> dict[str, str]:
@@ -481,6 +591,7 @@ def _current_candidates(home: SynthHome, tables: Sequence[str]) -> dict[str, str
     return out
 
 
+@_holding_group_lock("group gate", shared=True, verify_candidates=True)
 def evaluate_group_gate(
     *,
     home: SynthHome,
@@ -491,7 +602,12 @@ def evaluate_group_gate(
     expectations_dir: Path,
     tracking_uri: str | None,
 ) -> GroupGateResult:
-    """Compute one group gate for one child table and validate it with its GE suite."""
+    """Compute one group gate for one child table and validate it with its GE suite.
+
+    The verdict is :func:`verdict.decide`, as for the table gates: integrity without any key
+    set is not applicable (structural only when the real child sets none either), cardinality
+    without parent rows fails, and cross-table trends scores the pairs with a real trend, or
+    every pair when none has one (structurally not applicable without any pair)."""
     if kind not in GROUP_GATE_KINDS:
         raise ValueError(f"unknown group gate kind {kind!r}")
     rels = [r for r in group.relationships if r.child == table]
@@ -502,72 +618,78 @@ def evaluate_group_gate(
     candidates = _current_candidates(home, involved)
     synthetic = _frames(home, involved, real=False)
     metrics: dict[str, Any] = {}
+    subjects: dict[str, str] = {}
     lines: list[dict[str, Any]] = []
+    real = _frames(home, involved, real=True)
+    for r in rels:
+        subjects |= {
+            f"{prefix}__{r.child_column}": f"{r.child}.{r.child_column} -> {r.parent}"
+            for prefix in _GROUP_METRICS[kind]
+        }
     if kind == "integrity":
         results = evaluate_integrity(group=sub, synthetic=synthetic)
-        for key, fk, res in ((r.key, r.child_column, results[r.key]) for r in rels):
+        for r, res in ((r, results[r.key]) for r in rels):
+            fk = r.child_column
             metrics |= {
-                f"integrity__{fk}": res.share,
+                f"integrity__{fk}": _integrity_share(r, res, real=real, synthetic=synthetic),
                 f"orphans__{fk}": res.orphans,
                 f"duplicate_parent_keys__{fk}": res.duplicate_parent_keys,
             }
-            lines.append({"relationship": key, **asdict(res)})
+            lines.append({"relationship": r.key, **asdict(res)})
+    elif kind == "cardinality":
+        results = evaluate_cardinality(group=sub, real=real, synthetic=synthetic)
+        for r, res in ((r, results[r.key]) for r in rels):
+            # NaN: a side without parent rows (the real split has rows, so the candidate)
+            reason = NA.EMPTY_CANDIDATE if synthetic[r.parent].empty else NA.NOT_COMPUTED
+            metrics[f"cardinality__{r.child_column}"] = lifecycle._or_na(res.score, reason)
+            lines.append({"relationship": r.key, **asdict(res)})
     else:
-        real = _frames(home, involved, real=True)
-        if kind == "cardinality":
-            results = evaluate_cardinality(group=sub, real=real, synthetic=synthetic)
-            for key, fk, res in ((r.key, r.child_column, results[r.key]) for r in rels):
-                metrics[f"cardinality__{fk}"] = res.score
-                lines.append({"relationship": key, **asdict(res)})
-        else:
-            tables = {
-                t: lifecycle.load_metadata(lifecycle.paths_for(home, t), t)[0] for t in involved
-            }
-            trends = evaluate_cross_table_trends(
-                group=sub, real=real, synthetic=synthetic, tables=tables,
-                seed=models[table].spec.seed,
-            )  # fmt: skip
-            for key, fk, res in ((r.key, r.child_column, trends[r.key]) for r in rels):
-                # Only pairs with a real trend count (as the single-table gate); with none, all.
-                value = res.counted_score if res.counted_score == res.counted_score else res.score
-                metrics[f"cross_table_trends__{fk}"] = value
-                lines.append(
-                    {
-                        "relationship": key,
-                        "counted_score": res.counted_score,
-                        "all_pairs_score": res.score,
-                        "pairs": len(res.pairs),
-                        "counted_pairs": int(res.pairs["counted"].sum()) if len(res.pairs) else 0,
-                    }
-                )
+        tables = {t: lifecycle.load_metadata(lifecycle.paths_for(home, t), t)[0] for t in involved}
+        trends = evaluate_cross_table_trends(
+            group=sub, real=real, synthetic=synthetic, tables=tables,
+            seed=models[table].spec.seed,
+        )  # fmt: skip
+        for r, res in ((r, trends[r.key]) for r in rels):
+            name = f"cross_table_trends__{r.child_column}"
+            metrics[name], worst = _cross_table_metric(res.pairs, all_pairs=res.score)
+            if worst:
+                subjects[name] += f", {worst}"
+            lines.append(
+                {
+                    "relationship": r.key,
+                    "counted_score": res.counted_score,
+                    "all_pairs_score": res.score,
+                    "pairs": len(res.pairs),
+                    "counted_pairs": int(res.pairs["counted"].sum()) if len(res.pairs) else 0,
+                }
+            )
     fks = [r.child_column for r in rels]
+    thresholds = models[table].spec.thresholds
     suite_path = ensure_group_suite(
         directory=expectations_dir, table=table, kind=kind, foreign_keys=fks,
-        thresholds=models[table].spec.thresholds,
+        thresholds=thresholds,
     )  # fmt: skip
-    suite = gx_suites.load_suite(suite_path, thresholds=models[table].spec.thresholds)
-    undefined = {k for k, v in metrics.items() if isinstance(v, float) and v != v}
-    frame = pd.DataFrame([{k: v for k, v in metrics.items() if k not in undefined}])
-    suite = gx_suites.applicable(suite, available=set(frame.columns), not_applicable=undefined)
-    outcome = gx_suites.validate(suite=suite, data=frame)
-    failures = [
-        f"{o.type}({o.column}): observed {o.observed!r}, bound {o.bound}"
-        for o in outcome.outcomes
-        if not o.success
-    ]
+    suite = gx_suites.load_suite(
+        suite_path, thresholds=thresholds, metrics=_suite_metrics(kind, fks)
+    )
+    verdict = decide(gate=kind, metrics=metrics, bounds=bounds_from_suite(suite), subjects=subjects)
+    values = {k: lifecycle._json_metric(v) for k, v in metrics.items()}
     # The kind's first metric is its headline: worst value over the foreign keys.
     prefix, (field, _, fixed) = next(iter(_GROUP_METRICS[kind].items()))
-    headline = [v for k, v in metrics.items() if k.startswith(f"{prefix}__") and v == v]
+    headline = [v for k, v in values.items() if k.startswith(f"{prefix}__") and v is not None]
     score = float(min(headline)) if headline else float("nan")
-    threshold = fixed if field is None else getattr(models[table].spec.thresholds, field)
+    threshold = fixed if field is None else getattr(thresholds, field)
+    checks = [c.line() for c in verdict.checks]
     report_uri = None
     run_id = json.loads(lifecycle.paths_for(home, table).candidate_info.read_text())["run_id"]
     if tracking_uri:
         report_uri = log_run_artifact(
             tracking_uri=tracking_uri, run_id=run_id, name=f"{table}.{kind}.json",
-            payload={"candidates": candidates, "metrics": metrics, "relationships": lines,
-                     "validation_result": outcome.result_json},
-            metrics={f"group.{table}.{k}": float(v) for k, v in metrics.items() if v == v},
+            payload={"candidates": candidates, "passed": verdict.passed, "metrics": values,
+                     "not_applicable": verdict.not_applicable, "checks": checks,
+                     "failures": list(verdict.failures), "relationships": lines,
+                     "validation_result": verdict.validation},
+            metrics={f"group.{table}.{k}": float(v) for k, v in values.items() if v is not None},
             artifact_path="group",
         )  # fmt: skip
     result = GroupGateResult(
@@ -575,16 +697,21 @@ def evaluate_group_gate(
         table=table,
         kind=kind,
         candidates=candidates,
-        passed=outcome.success,
+        passed=verdict.passed,
         score=score,
         threshold=None if threshold is None else float(threshold),
-        metrics=metrics,
+        metrics=values,
         relationships=[lifecycle._plain(line) for line in lines],
-        failures=failures,
+        failures=list(verdict.failures),
         suite_path=str(suite_path),
         report_uri=report_uri,
         evaluated_at=datetime.now(UTC).isoformat(timespec="seconds"),
         run_id=run_id,
+        checks=checks,
+        not_applicable={
+            k: v.reason.value for k, v in metrics.items() if isinstance(v, NotApplicable)
+        },
+        summary=verdict.summary,
     )
     _write_json(group_paths(home, group).gate(table, kind), asdict(result))
     return result
@@ -608,16 +735,43 @@ def current_group_gates(*, home: SynthHome, group: TableGroup) -> dict[tuple[str
 # -------------------------------------------------------------------------------- publish
 
 
+def _unsampled_candidates(home: SynthHome, group: TableGroup) -> list[str]:
+    """Tables whose current candidate is not the one the group's last sampling recorded (a
+    table re-sampled on its own, or a group sampler killed halfway)."""
+    slug = group_slug(group)
+    recorded_path = group_paths(home, group).candidate
+    if not recorded_path.exists():
+        return [
+            f"{group.name}: no complete sampling of the group is recorded; materialize "
+            f"{slug}_group_synthetic and its checks again"
+        ]
+    recorded = json.loads(recorded_path.read_text()).get("candidates", {})
+    current = _current_candidates(home, group.tables)
+    return [
+        f"{t}: its candidate is not the one the group sampled (sampled on its own since?); "
+        f"materialize {slug}_group_synthetic and its checks again"
+        for t in group.tables
+        if recorded.get(t) != current[t]
+    ]
+
+
+@_holding_group_lock("group publish")
 def publish_group_tables(
     *, home: SynthHome, group: TableGroup, models: Mapping[str, ModelSpec], keep: int | None = None
 ) -> dict[str, Release]:
     """Publish every table of the group as one release set, or nothing.
 
+    Holds the group's refresh locks. Every table's candidate must be the one the group sampled
+    (its id in the group's `candidate.json`), approved by its gates and the group gates; the
+    bytes are re-hashed before publishing (:func:`lifecycle.publish_tables`).
+
     Raises:
         GateFailedError: Any per-table gate or group gate failed or was not evaluated for the
-            current candidates (the message lists every one); the store is left untouched.
+            current candidates, or a table's candidate is not the one the group sampled (the
+            message lists every one); the store is left untouched.
+        PublicationError: A candidate's bytes changed since its gates ran.
     """
-    failures = []
+    failures = _unsampled_candidates(home, group)
     for t in group.tables:
         try:
             lifecycle.approved_gates(home=home, table=t)

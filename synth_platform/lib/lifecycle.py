@@ -3,14 +3,22 @@
 Each step reads its inputs from, and writes its outputs to, the table's private directory
 (`SYNTH_HOME/private/<table>/`), so steps pass file paths rather than DataFrames and can run in
 separate processes. The Dagster assets in `synth_platform.defs` are thin calls to these.
+
+A candidate's id is the SHA-256 of its Parquet file, so a gate verdict (which records the id) is
+bound to the bytes the gate read, and the publisher re-hashes the file right before it publishes.
+Every step that writes a table's private state holds that table's refresh lock
+(:mod:`synth_platform.lib.locks`: sampling and publishing exclusively, gates shared), so two
+refreshes of one table take turns instead of interleaving their writes.
 """
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
 import time
-import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,8 +31,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from synth_platform.lib import expectations as gx_suites
-from synth_platform.lib.errors import GateFailedError, SourceError
+from synth_platform.lib import locks
+from synth_platform.lib.errors import GateFailedError, PublicationError, SourceError
 from synth_platform.lib.evaluation import (
+    ASSOCIATION_THRESHOLD,
+    CORRELATION_THRESHOLD,
     FidelityReport,
     PrivacyReport,
     evaluate_attacks,
@@ -34,16 +45,30 @@ from synth_platform.lib.evaluation import (
     evaluate_utility,
     find_pii_leaks,
 )
-from synth_platform.lib.extract import read_real_table
+from synth_platform.lib.extract import read_source, to_frame
 from synth_platform.lib.home import SynthHome
 from synth_platform.lib.lake import LakeConfig
 from synth_platform.lib.metadata import TableMetadata, derive_metadata
+from synth_platform.lib.pii import PiiDomain, pii_domain
 from synth_platform.lib.publish import LAKE_DIR, Release, Staged, publish_group
 from synth_platform.lib.report import GateLine, render_report, write_report
-from synth_platform.lib.specs import ModelSpec
+from synth_platform.lib.specs import ModelSpec, check_column_parameters
 from synth_platform.lib.split import fingerprint, holdout_mask
 from synth_platform.lib.synthesis import fit_synthesizer, to_arrow, write_candidate, write_frame
-from synth_platform.lib.tracking import code_version, log_run_artifact, log_training
+from synth_platform.lib.tracking import (
+    check_tracking_server,
+    code_version,
+    log_run_artifact,
+    log_training,
+)
+from synth_platform.lib.verdict import (
+    NotApplicable,
+    NotApplicableReason,
+    bounds_from_suite,
+    decide,
+    plain,
+    row_findings,
+)
 from synth_platform.lib.warehouse import Warehouse
 
 
@@ -70,11 +95,76 @@ def paths_for(home: SynthHome, table: str) -> TablePaths:
     return TablePaths(home.table_dir(table))
 
 
+def table_lock(
+    home: SynthHome, table: str, *, step: str, shared: bool = False
+) -> AbstractContextManager[None]:
+    """The refresh lock of one table (:func:`locks.refresh_lock` on its private folder)."""
+    return locks.refresh_lock(
+        home.table_dir(table), what="table", name=table, step=step, shared=shared
+    )
+
+
+@contextmanager
+def tables_locked(home: SynthHome, tables: Sequence[str], *, step: str) -> Iterator[None]:
+    """Exclusive refresh locks of several tables, taken in name order (no lock-order cycles)."""
+    with ExitStack() as stack:
+        for t in sorted(set(tables)):
+            stack.enter_context(table_lock(home, t, step=step))
+        yield
+
+
+def _holding_table_lock(
+    step: str, *, shared: bool = False, verify_candidate: bool = False
+) -> Callable[[Callable], Callable]:
+    """Run a keyword-only step (``home=`` and ``model=`` or ``table=``) under its table's
+    refresh lock; a gate step is named after its ``kind``. With ``verify_candidate``, first
+    check that the candidate file is the one `candidate.json` names (:func:`verify_candidate_file`),
+    so a verdict is never bound to an id its bytes do not have."""
+
+    def wrap(fn: Callable) -> Callable:
+        @functools.wraps(fn)
+        def locked(*args: Any, **kwargs: Any) -> Any:
+            table = kwargs["model"].name if "model" in kwargs else kwargs["table"]
+            label = f"{kwargs['kind']} {step}" if "kind" in kwargs else step
+            with table_lock(kwargs["home"], table, step=label, shared=shared):
+                if verify_candidate:
+                    verify_candidate_file(home=kwargs["home"], table=table)
+                return fn(*args, **kwargs)
+
+        return locked
+
+    return wrap
+
+
+def verify_candidate_file(*, home: SynthHome, table: str) -> str:
+    """The candidate's id, after checking that the file's bytes hash to it.
+
+    Raises:
+        SourceError: No candidate, or its file is not the one the sampler recorded (changed
+            since, or sampled by a synth_platform whose candidate ids were not content hashes).
+    """
+    paths = paths_for(home, table)
+    cand = _read_json(paths.candidate_info, table=table, step=f"{table}_synthetic")
+    if not paths.candidate.exists():
+        raise SourceError(
+            f"table '{table}': candidate.parquet is missing; materialize {table}_synthetic first."
+        )
+    digest = content_id(paths.candidate)
+    if digest != cand["candidate_id"]:
+        raise SourceError(
+            f"table '{table}': candidate.parquet is not the file the sampler recorded "
+            f"(its bytes hash to {digest[:12]}, candidate.json names {cand['candidate_id'][:12]}): "
+            f"it changed since sampling. Materialize {table}_synthetic again, then its checks."
+        )
+    return digest
+
+
 def _write_json(path: Path, payload: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(payload, indent=2, default=str) + "\n")
-    tmp.replace(path)
+    tmp = locks.temp_path(path)  # unique: concurrent writers never share a temp file
+    with locks.removed_on_error(tmp):
+        tmp.write_text(json.dumps(payload, indent=2, default=str) + "\n")
+        tmp.replace(path)
 
 
 def _read_json(path: Path, *, table: str, step: str) -> dict[str, Any]:
@@ -85,9 +175,10 @@ def _read_json(path: Path, *, table: str, step: str) -> dict[str, Any]:
 
 def _write_parquet(df: pd.DataFrame, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".parquet.tmp")
-    pq.write_table(pa.Table.from_pandas(df, preserve_index=False), tmp)
-    tmp.replace(path)
+    tmp = locks.temp_path(path)
+    with locks.removed_on_error(tmp):
+        pq.write_table(pa.Table.from_pandas(df, preserve_index=False), tmp)
+        tmp.replace(path)
 
 
 def load_metadata(paths: TablePaths, table: str) -> tuple[TableMetadata, dict]:
@@ -126,6 +217,14 @@ class ParentKey:
     parent_column: str
 
 
+def _write_arrow(table: pa.Table, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = locks.temp_path(path)
+    with locks.removed_on_error(tmp):
+        pq.write_table(table, tmp)
+        tmp.replace(path)
+
+
 def split_table(
     *,
     home: SynthHome,
@@ -141,12 +240,13 @@ def split_table(
     is, so whole families stay on one side and every training key resolves in the parents'
     training rows. Rows without a resolvable parent key are split on their own key.
     """
-    real = read_real_table(
+    source = read_source(
         warehouse=warehouse,
         relation=model.relation,
         table=model.name,
         exclude=tuple(model.spec.exclude),
     )
+    real = to_frame(source)  # as the split files read back
     meta, sdv = derive_metadata(
         data=real, model=model, foreign_keys=tuple(dict.fromkeys(p.column for p in parents))
     )
@@ -172,20 +272,21 @@ def split_table(
             held |= in_holdout
             resolved |= in_holdout | fk.isin(parent_train).to_numpy()
         held |= ~resolved & own
-    train = real.loc[~held].reset_index(drop=True)
-    holdout = real.loc[held].reset_index(drop=True)
-    if len(train) < 10 or holdout.empty:
+    n_train, n_holdout = int((~held).sum()), int(held.sum())
+    if n_train < 10 or n_holdout == 0:
         raise SourceError(
-            f"table '{model.name}': {len(real)} rows give {len(train)} training and "
-            f"{len(holdout)} holdout rows; at least 10 and 1 are needed. Add rows or change "
+            f"table '{model.name}': {len(real)} rows give {n_train} training and "
+            f"{n_holdout} holdout rows; at least 10 and 1 are needed. Add rows or change "
             "`meta.synthetic.holdout`."
         )
     paths = paths_for(home, model.name)
-    _write_parquet(train, paths.train)
-    _write_parquet(holdout, paths.holdout)
+    # Written as Arrow with the source's exact types: the candidate (and the release) are
+    # written with this schema, so the published types are the warehouse's.
+    _write_arrow(source.filter(pa.array(~held)), paths.train)
+    _write_arrow(source.filter(pa.array(held)), paths.holdout)
     fp = fingerprint(real)
     _write_json(paths.metadata, {"table": meta.to_dict(), "sdv": sdv, "source_fingerprint": fp})
-    return SplitResult(len(train), len(holdout), fp, meta)
+    return SplitResult(n_train, n_holdout, fp, meta)
 
 
 # --------------------------------------------------------------------------- train
@@ -219,9 +320,16 @@ def train_table(
     """Fit the synthesizer on the training rows and record the run in MLflow.
 
     ``run_tags`` are added to the MLflow run (the orchestrator's run id and asset key).
+
+    Raises:
+        TrackingError: an http(s) tracking server does not answer (checked before the fit).
+        SpecError: a synthesizer parameter names a column it cannot apply to.
+        TrainingError: the synthesizer could not be fitted.
     """
+    check_tracking_server(tracking_uri)  # in seconds, before the fit rather than after it
     paths = paths_for(home, model.name)
     meta, sdv = load_metadata(paths, model.name)
+    check_column_parameters(model=model.name, spec=model.spec, numerical=meta.numeric)
     fp = _read_json(paths.metadata, table=model.name, step=f"{model.name}_split")[
         "source_fingerprint"
     ]
@@ -255,10 +363,11 @@ def train_table(
         metadata_json={"table": meta.to_dict(), "sdv": sdv},
         pip_requirements=_pip_requirements(),
     )
-    tmp = paths.model.with_suffix(".pkl.tmp")
-    with open(tmp, "wb") as fh:
-        cloudpickle.dump(fit.synthesizer, fh)
-    tmp.replace(paths.model)
+    tmp = locks.temp_path(paths.model)  # unique: concurrent fits never share a temp file
+    with locks.removed_on_error(tmp):
+        with open(tmp, "wb") as fh:
+            cloudpickle.dump(fit.synthesizer, fh)
+        tmp.replace(paths.model)
     result = TrainResult(
         run_id=run.run_id,
         experiment_id=run.experiment_id,
@@ -287,14 +396,18 @@ class CandidateResult:
 
 
 def _pii_context(
-    meta: TableMetadata, frames: list[pd.DataFrame]
-) -> tuple[dict[str, float], dict[str, frozenset[str]]]:
+    meta: TableMetadata, frames: list[pd.DataFrame], schema: pa.Schema | None = None
+) -> tuple[dict[str, float], dict[str, PiiDomain]]:
+    """Per PII column: its share of missing values, and its domain (type, range, the real
+    values no fake one may equal), from the real rows and the split files' Arrow schema."""
     real = pd.concat([f[list(meta.pii)] for f in frames], ignore_index=True)
     nulls = {c: float(real[c].isna().mean()) for c in meta.pii}
-    forbidden = {c: frozenset(real[c].dropna().astype(str)) for c in meta.pii}
+    types = {f.name: f.type for f in schema} if schema is not None else {}
+    forbidden = {c: pii_domain(real[c], types.get(c)) for c in meta.pii}
     return nulls, forbidden
 
 
+@_holding_table_lock("sample")
 def sample_table(
     *,
     home: SynthHome,
@@ -309,11 +422,21 @@ def sample_table(
             defective synthesizers this way).
         frame: Rows already sampled for this table (by a multi-table synthesizer); they are
             written as the candidate instead of sampling.
+
+    Holds the table's refresh lock. The candidate id is the SHA-256 of the file; the new file
+    replaces the old one only once complete (:func:`_commit_candidate`).
     """
     paths = paths_for(home, model.name)
+    locks.sweep_stale_temps(paths.root)  # what killed samplers left behind
     meta, _ = load_metadata(paths, model.name)
     info = _read_json(paths.model_info, table=model.name, step=f"{model.name}_synthesizer")
     if synthesizer is None and frame is None:
+        if not paths.model.exists():  # e.g. a table of a group fitted as one HMA model
+            raise SourceError(
+                f"table '{model.name}': there is no fitted single-table synthesizer "
+                f"({paths.model.name}); materialize {model.name}_synthesizer first, or, for a "
+                "table of a synthesis group, the group's synthetic step."
+            )
         with open(paths.model, "rb") as fh:
             synthesizer = cloudpickle.load(fh)
     train_rows = pq.read_metadata(paths.train).num_rows
@@ -324,22 +447,25 @@ def sample_table(
         nulls, forbidden = _pii_context(
             meta,
             [pd.read_parquet(p, columns=list(meta.pii)) for p in (paths.train, paths.holdout)],
+            pq.read_schema(paths.train),
         )
     start = time.perf_counter()
     schema = pq.read_schema(paths.train).remove_metadata()
+    staging = locks.temp_path(paths.candidate)  # written whole, then committed
     if frame is not None:
         written = write_frame(
             frame=frame, metadata=meta, schema=schema, seed=model.spec.seed,
-            path=paths.candidate, null_shares=nulls, forbidden=forbidden,
+            path=staging, null_shares=nulls, forbidden=forbidden,
         )  # fmt: skip
     else:
         written = write_candidate(
             synthesizer=synthesizer, metadata=meta, schema=schema, rows=rows,
-            seed=model.spec.seed, batch_size=model.spec.batch_size, path=paths.candidate,
+            seed=model.spec.seed, batch_size=model.spec.batch_size, path=staging,
             null_shares=nulls, forbidden=forbidden,
         )  # fmt: skip
+    candidate_id = _commit_candidate(paths, staging)
     result = CandidateResult(
-        candidate_id=uuid.uuid4().hex,
+        candidate_id=candidate_id,
         rows=written,
         seed=model.spec.seed,
         sample_seconds=time.perf_counter() - start,
@@ -347,8 +473,31 @@ def sample_table(
         path=str(paths.candidate),
     )
     _write_json(paths.candidate_info, asdict(result))
-    _forget_verdicts(paths)
     return result
+
+
+def content_id(path: Path) -> str:
+    """The id of a candidate: the SHA-256 (hex) of its file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _commit_candidate(paths: TablePaths, staging: Path) -> str:
+    """Make the complete file ``staging`` the table's candidate; returns its id (hash).
+
+    The old candidate's verdicts and `candidate.json` go *before* its file is replaced: a
+    process killed at any instant leaves either the old candidate with its verdicts, or a
+    candidate that no verdict approves (and no `candidate.json` until the caller writes it).
+    """
+    with locks.removed_on_error(staging):
+        candidate_id = content_id(staging)
+        _forget_verdicts(paths)
+        paths.candidate_info.unlink(missing_ok=True)
+        staging.replace(paths.candidate)
+    return candidate_id
 
 
 def _forget_verdicts(paths: TablePaths) -> None:
@@ -358,20 +507,22 @@ def _forget_verdicts(paths: TablePaths) -> None:
     paths.report.unlink(missing_ok=True)
 
 
+@_holding_table_lock("sample")
 def replace_candidate(*, home: SynthHome, table: str, frame: pd.DataFrame) -> CandidateResult:
-    """Overwrite a table's candidate with ``frame`` (same schema) under a new candidate id.
+    """Overwrite a table's candidate with ``frame`` (same schema) under a new candidate id
+    (its hash), holding the table's refresh lock.
 
     The multi-table path uses it after re-keying children to their synthetic parents.
     """
     paths = paths_for(home, table)
     old = _read_json(paths.candidate_info, table=table, step=f"{table}_synthetic")
     schema = pq.read_schema(paths.candidate).remove_metadata()
-    tmp = paths.candidate.with_suffix(".parquet.tmp")
-    pq.write_table(to_arrow(frame.reset_index(drop=True), schema), tmp)
-    tmp.replace(paths.candidate)
-    result = CandidateResult(**{**old, "candidate_id": uuid.uuid4().hex, "rows": len(frame)})
+    staging = locks.temp_path(paths.candidate)
+    with locks.removed_on_error(staging):
+        pq.write_table(to_arrow(frame.reset_index(drop=True), schema), staging)
+    candidate_id = _commit_candidate(paths, staging)
+    result = CandidateResult(**{**old, "candidate_id": candidate_id, "rows": len(frame)})
     _write_json(paths.candidate_info, asdict(result))
-    _forget_verdicts(paths)
     return result
 
 
@@ -380,7 +531,14 @@ def replace_candidate(*, home: SynthHome, table: str, frame: pd.DataFrame) -> Ca
 
 @dataclass(frozen=True)
 class GateResult:
-    """The verdict of one blocking gate on one candidate."""
+    """The verdict of one blocking gate on one candidate (:func:`verdict.decide`).
+
+    ``metrics`` holds numbers, or ``None`` for a metric that is not applicable (its reason in
+    ``not_applicable``); ``checks`` lists every metric of the gate's suites with its status;
+    ``failures`` are safe to show anywhere (metric, score, column names, kind of violation).
+    ``private_failures`` quote observed values and profiled bounds: they stay in the gate JSON
+    in the private zone and the MLflow artifact, never in Dagster metadata or logs.
+    """
 
     table: str
     kind: str
@@ -396,6 +554,47 @@ class GateResult:
     checks: list[dict[str, Any]] = field(default_factory=list)
     suite_paths: list[str] = field(default_factory=list)
     run_id: str | None = None  # the MLflow run holding the gate's full result
+    not_applicable: dict[str, str] = field(default_factory=dict)
+    summary: str = ""
+    private_failures: list[str] = field(default_factory=list, repr=False)
+
+
+NA = NotApplicableReason
+
+#: A column the candidate leaves entirely empty counts as a failed column when the real share
+#: of filled cells predicts at least this many filled candidate cells (fewer: it may be chance).
+_EXPECTED_FILLED = 10
+
+
+def _emptied_columns(real: pd.DataFrame, synth: pd.DataFrame, columns: Sequence[str]) -> list[str]:
+    """Columns the real rows fill but the candidate leaves entirely empty."""
+    out = []
+    for c in columns:
+        if c in real.columns and c in synth.columns and len(synth):
+            filled = float(real[c].notna().mean()) if len(real) else 0.0
+            if filled * len(synth) >= _EXPECTED_FILLED and not synth[c].notna().any():
+                out.append(c)
+    return out
+
+
+def _pair_trends(pairs: pd.DataFrame) -> tuple[float | NotApplicable, str | None]:
+    """Column Pair Trends for a gate: the mean score of the pairs whose real data shows a
+    trend, with a trend the candidate leaves undefined (a constant or empty column) scored 0;
+    ``NO_PAIR_WITH_REAL_TREND`` when no pair shows one. Also names the worst pair."""
+    if pairs.empty:
+        return NotApplicable(NA.NO_PAIR_WITH_REAL_TREND), None
+    correlation = (pairs["metric"] == "CorrelationSimilarity").to_numpy()
+    real = pairs["real_trend"].to_numpy(dtype=float)
+    with np.errstate(invalid="ignore"):
+        trend = np.where(
+            correlation, np.abs(real) > CORRELATION_THRESHOLD, real > ASSOCIATION_THRESHOLD
+        )
+    trended = pairs.loc[trend]
+    if trended.empty:
+        return NotApplicable(NA.NO_PAIR_WITH_REAL_TREND), None
+    scores = trended["score"].astype(float).fillna(0.0)
+    worst = trended.loc[scores.idxmin()]
+    return float(scores.mean()), f"worst pair: {worst['column_1']} x {worst['column_2']}"
 
 
 def _fidelity_metrics(
@@ -406,35 +605,99 @@ def _fidelity_metrics(
     synth: pd.DataFrame,
     meta: TableMetadata,
     model: ModelSpec,
-) -> tuple[dict[str, Any], dict[str, Any], FidelityReport]:
+) -> tuple[dict[str, Any], dict[str, Any], FidelityReport, dict[str, str]]:
+    """Fidelity metrics (numbers or :class:`NotApplicable`), details, report, subjects.
+
+    Column scores follow SDMetrics, except that a column the real rows fill but the
+    candidate leaves empty scores 0 instead of being skipped; ``worst_column_shape`` is
+    ``NO_COLUMN_SCORED`` when no column could be scored. Pair trends count a real trend the
+    candidate leaves undefined as 0 (:func:`_pair_trends`); ``overall`` is the mean of the
+    applicable properties (Column Shapes alone on a trend-free table).
+    """
     rep = evaluate_fidelity(
         real=real, synthetic=synth, numeric=meta.numeric, datetime=meta.datetime,
         categorical=meta.categorical, seed=model.spec.seed,
     )  # fmt: skip
-    worst = float(rep.shapes["score"].min()) if len(rep.shapes) else 1.0
+    subjects: dict[str, str] = {}
+    shapes = rep.shapes.set_index("column")["score"].astype(float)
+    emptied = _emptied_columns(real, synth, list(shapes.index))
+    shapes = shapes.where(~shapes.index.isin(emptied), 0.0).dropna()
+    column_shapes: float | NotApplicable
+    worst: float | NotApplicable
+    if shapes.empty:
+        column_shapes = worst = NotApplicable(NA.NO_COLUMN_SCORED)
+    else:
+        column_shapes, worst = float(shapes.mean()), float(shapes.min())
+        subjects["worst_column_shape"] = f"worst column: {shapes.idxmin()}"
+        lowest = ", ".join(str(c) for c in shapes.nsmallest(3).index)
+        subjects["column_shapes"] = f"lowest columns: {lowest}"
+    trends: float | NotApplicable
+    if len(rep.shapes) < 2:
+        trends = NotApplicable(NA.ONE_MODELLED_COLUMN if len(rep.shapes) else NA.NO_COLUMN_SCORED)
+    else:
+        trends, worst_pair = _pair_trends(rep.pairs)
+        if worst_pair:
+            subjects["column_pair_trends"] = worst_pair
+    overall: float | NotApplicable = NotApplicable(NA.NO_COLUMN_SCORED)
+    if isinstance(column_shapes, float):
+        parts = [p for p in (column_shapes, trends) if isinstance(p, float)]
+        overall = float(np.mean(parts))
+        subjects["overall"] = subjects["worst_column_shape"]
     metrics: dict[str, Any] = {
-        "overall": rep.overall,
-        "column_shapes": rep.column_shapes,
-        "column_pair_trends": rep.column_pair_trends,
+        "overall": overall,
+        "column_shapes": column_shapes,
+        "column_pair_trends": trends,
         "worst_column_shape": worst,
     }
     details: dict[str, Any] = {
         "binning": "real",
+        "emptied_columns": emptied,
         "shapes": rep.shapes.to_dict(orient="records"),
         "pairs": rep.pairs.to_dict(orient="records"),
     }
     target = model.spec.target
-    if target:
-        util = evaluate_utility(
-            train=train, holdout=holdout, synthetic=synth, target=target,
-            numeric=meta.numeric, datetime=meta.datetime, categorical=meta.categorical,
-            seed=model.spec.seed,
-        )  # fmt: skip
-        metrics["utility"] = util.ratio
-        metrics["utility_real_score"] = util.real_score
-        metrics["utility_synthetic_score"] = util.synthetic_score
-        details["utility"] = _plain(util)
-    return metrics, details, rep
+    if not target:
+        metrics["utility"] = NotApplicable(NA.NO_TARGET)
+        return metrics, details, rep, subjects
+    reason = _utility_unmeasurable(train, holdout, synth, meta, target)
+    if reason is not None:
+        metrics["utility"] = NotApplicable(reason)
+        return metrics, details, rep, subjects
+    util = evaluate_utility(
+        train=train, holdout=holdout, synthetic=synth, target=target,
+        numeric=meta.numeric, datetime=meta.datetime, categorical=meta.categorical,
+        seed=model.spec.seed,
+    )  # fmt: skip
+    ratio = plain(util.ratio)  # NaN when the real model's score is not positive
+    metrics["utility"] = NotApplicable(NA.BASELINE_NOT_POSITIVE) if ratio is None else ratio
+    metrics["utility_real_score"] = util.real_score
+    metrics["utility_synthetic_score"] = util.synthetic_score
+    subjects["utility"] = f"target: {target}"
+    details["utility"] = _plain(util)
+    return metrics, details, rep, subjects
+
+
+def _utility_unmeasurable(
+    train: pd.DataFrame,
+    holdout: pd.DataFrame,
+    synth: pd.DataFrame,
+    meta: TableMetadata,
+    target: str,
+) -> NotApplicableReason | None:
+    """Why the utility ratio cannot be measured on these rows, if it cannot."""
+    if not [c for c in meta.evaluated if c != target]:
+        return NA.ONE_MODELLED_COLUMN
+    if len(synth) == 0:
+        return NA.EMPTY_CANDIDATE
+    for frame in (train, holdout):
+        values = frame[target].dropna()
+        if values.empty:
+            return NA.ALL_NULL
+        if values.nunique() < 2:
+            return NA.CONSTANT_TARGET
+    if not synth[target].notna().any():
+        return NA.ALL_NULL
+    return None
 
 
 def _privacy_metrics(
@@ -444,58 +707,128 @@ def _privacy_metrics(
     synth: pd.DataFrame,
     meta: TableMetadata,
     model: ModelSpec,
-) -> tuple[dict[str, Any], dict[str, Any], PrivacyReport]:
+) -> tuple[dict[str, Any], dict[str, Any], PrivacyReport | None, dict[str, str]]:
+    """Privacy metrics (numbers or :class:`NotApplicable`), details, report (``None`` when
+    the distances could not be measured: no row or no column), subjects."""
     cols = list(meta.evaluated)
     seed = model.spec.seed
-    rep = evaluate_privacy(
-        train=train[cols], holdout=holdout[cols], synthetic=synth[cols], numeric=meta.numeric,
-        datetime=meta.datetime, categorical=meta.categorical, seed=seed,
-    )  # fmt: skip
-    real_pii = set()
-    for c in meta.pii:
-        for frame in (train, holdout):
-            s = frame[c].dropna()
-            if pd.api.types.is_object_dtype(s) or pd.api.types.is_string_dtype(s):
-                real_pii.update(s.astype(str))
-    leaks = find_pii_leaks(real_values=real_pii, synthetic=synth) if real_pii else {}
-    metrics: dict[str, Any] = {
-        "exact_copies_train": rep.exact_copies_train,
-        "exact_copies_holdout": rep.exact_copies_holdout,
-        "dcr_share": rep.dcr_share,
-        "nndr_median": rep.nndr_median,
-        "baseline_protection": rep.baseline_protection,
-        "pii_leaks": int(sum(leaks.values())),
-        "n_synthetic_evaluated": rep.n_synthetic_evaluated,
-    }
+    subjects: dict[str, str] = {}
+    rep: PrivacyReport | None = None
+    unmeasured = NA.EMPTY_CANDIDATE if len(synth) == 0 else NA.NO_COLUMN_SCORED
+    if len(synth) and cols:
+        rep = evaluate_privacy(
+            train=train[cols], holdout=holdout[cols], synthetic=synth[cols],
+            numeric=meta.numeric, datetime=meta.datetime, categorical=meta.categorical, seed=seed,
+        )  # fmt: skip
+    # Every declared PII column, whatever its type (dates, numbers, text).
+    leaks = (
+        find_pii_leaks(
+            synthetic=synth,
+            real=pd.concat([train[list(meta.pii)], holdout[list(meta.pii)]], ignore_index=True),
+            pii_columns=list(meta.pii),
+        )
+        if meta.pii
+        else {}
+    )
+    metrics: dict[str, Any] = {"pii_leaks": int(sum(leaks.values()))}
+    leaking = [str(c) for c, n in leaks.items() if n]
+    if leaking:
+        subjects["pii_leaks"] = f"columns: {', '.join(leaking)}"
+    if rep is None:
+        for name in ("exact_copies_train", "exact_copies_holdout", "dcr_share", "nndr_median",
+                     "baseline_protection"):  # fmt: skip
+            metrics[name] = NotApplicable(unmeasured)
+        metrics["n_synthetic_evaluated"] = 0
+    else:
+        metrics |= {
+            "exact_copies_train": rep.exact_copies_train,
+            "exact_copies_holdout": rep.exact_copies_holdout,
+            "dcr_share": rep.dcr_share,
+            # NaN below two reference rows per side (no second neighbour)
+            "nndr_median": _or_na(rep.nndr_median, NA.TOO_FEW_ROWS),
+            # None when random rows sit on training rows at the median (or not requested)
+            "baseline_protection": _or_na(rep.baseline_protection, NA.BASELINE_NOT_POSITIVE),
+            "n_synthetic_evaluated": rep.n_synthetic_evaluated,
+        }
     details: dict[str, Any] = {"pii_leaks_by_column": leaks}
-    if model.spec.attacks:
+    risks = ("singling_out_risk", "linkability_risk", "inference_risk")
+    if not model.spec.attacks:
+        metrics |= {name: NotApplicable(NA.ATTACKS_OFF) for name in risks}
+    elif rep is None or len(cols) < 2:
+        # The attacks need two listed columns: one to know, one to find out.
+        reason = unmeasured if rep is None else NA.ONE_MODELLED_COLUMN
+        metrics |= {name: NotApplicable(reason) for name in risks}
+    else:
         attacks = evaluate_attacks(
             train=train[cols], holdout=holdout[cols], synthetic=synth[cols],
             numeric=meta.numeric, datetime=meta.datetime, categorical=meta.categorical,
             seed=seed,
         )  # fmt: skip
-        metrics["singling_out_risk"] = attacks.singling_out.risk
-        metrics["linkability_risk"] = attacks.linkability.risk
-        metrics["inference_risk"] = max((r.risk for r in attacks.inference.values()), default=None)
+        metrics["singling_out_risk"] = _or_na(attacks.singling_out.risk, NA.TOO_FEW_ROWS)
+        metrics["linkability_risk"] = _or_na(attacks.linkability.risk, NA.TOO_FEW_ROWS)
+        inference = {
+            secret: plain(r.risk)
+            for secret, r in attacks.inference.items()
+            if plain(r.risk) is not None
+        }
+        if inference:
+            secret = max(inference, key=inference.__getitem__)
+            metrics["inference_risk"] = inference[secret]
+            subjects["inference_risk"] = f"most exposed column: {secret}"
+        else:
+            metrics["inference_risk"] = NotApplicable(NA.TOO_FEW_ROWS)
         details["attacks"] = _plain(attacks)
-    return metrics, details, rep
+    return metrics, details, rep, subjects
+
+
+def _or_na(value: Any, reason: NotApplicableReason) -> float | NotApplicable:
+    """``value`` if it is a number, else not applicable for ``reason``."""
+    number = plain(value)
+    return NotApplicable(reason) if number is None else number
 
 
 def _validity_metrics(
     *, real: pd.DataFrame, synth: pd.DataFrame, meta: TableMetadata
-) -> tuple[dict[str, Any], dict[str, Any]]:
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, str], list[str]]:
+    """Diagnostic metrics (numbers or :class:`NotApplicable`), details, subjects, and the
+    row-level findings the suites cannot express (no rows; a column left entirely empty)."""
     rep = evaluate_diagnostic(
         real=real, synthetic=synth, numeric=meta.numeric, datetime=meta.datetime,
         categorical=meta.categorical, primary_key=meta.primary_key,
     )  # fmt: skip
+    # A property without a score: structural when the table has no such column, else the
+    # candidate gave it nothing to score.
+    empty = NA.EMPTY_CANDIDATE if len(synth) == 0 else NA.ALL_NULL
     metrics = {
-        "boundary_adherence": rep.boundary_adherence,
-        "category_adherence": rep.category_adherence,
-        "key_uniqueness": rep.key_uniqueness,
-        "table_structure": rep.table_structure,
-        "diagnostic": rep.overall,
+        "boundary_adherence": _or_na(
+            rep.boundary_adherence,
+            NA.NO_NUMERIC_COLUMN if not (meta.numeric or meta.datetime) else empty,
+        ),
+        "category_adherence": _or_na(
+            rep.category_adherence, NA.NO_CATEGORICAL_COLUMN if not meta.categorical else empty
+        ),
+        "key_uniqueness": _or_na(
+            rep.key_uniqueness, NA.NO_PRIMARY_KEY if not meta.primary_key else empty
+        ),
+        "table_structure": _or_na(rep.table_structure, NA.NOT_COMPUTED),
+        "diagnostic": _or_na(rep.overall, empty),
     }
-    return metrics, {"diagnostic": rep.details.to_dict(orient="records")}
+    subjects = {}
+    for metric, name in (
+        ("boundary_adherence", "BoundaryAdherence"),
+        ("category_adherence", "CategoryAdherence"),
+        ("key_uniqueness", "KeyUniqueness"),
+    ):
+        rows = rep.details.loc[rep.details["metric"] == name]
+        low = rows.loc[rows["score"].astype(float) < 1.0, "column"].astype(str).tolist()
+        if low:
+            subjects[metric] = f"columns: {', '.join(low[:5])}" + (" ..." if len(low) > 5 else "")
+    findings = [] if len(synth) else ["table: the candidate has no rows"]
+    findings += [
+        f"{c}: every value is missing, the real column has values"
+        for c in _emptied_columns(real, synth, list(meta.columns))
+    ]
+    return metrics, {"diagnostic": rep.details.to_dict(orient="records")}, subjects, findings
 
 
 def _plain(obj: Any) -> Any:
@@ -515,29 +848,7 @@ def _plain(obj: Any) -> Any:
     return obj
 
 
-def _check_lines(kind: str, outcomes: list[gx_suites.ExpectationOutcome]) -> list[dict[str, Any]]:
-    """Per-metric lines (metric, value, threshold, direction, passed) of metric suites."""
-    lines = []
-    for o in outcomes:
-        if o.type not in (gx_suites.BETWEEN, gx_suites.PRESENT) or not isinstance(
-            o.observed, int | float
-        ):
-            continue
-        direction = "max" if "max_value" in o.bound else "min"
-        threshold = o.bound.get("max_value", o.bound.get("min_value"))
-        lines.append(
-            {
-                "gate": kind,
-                "metric": o.column,
-                "value": o.observed,
-                "threshold": threshold,
-                "direction": direction,
-                "passed": o.success,
-            }
-        )
-    return lines
-
-
+@_holding_table_lock("gate", shared=True, verify_candidate=True)  # see locks.py
 def evaluate_gate(
     *,
     home: SynthHome,
@@ -547,6 +858,11 @@ def evaluate_gate(
     tracking_uri: str | None,
 ) -> GateResult:
     """Compute a gate's metrics, validate them with its GE suites, and record the verdict.
+
+    The verdict is :func:`verdict.decide` (fail closed: a metric without a number never passes
+    a bound nor drops one; see :data:`verdict.RULE`). Failures name the metric, its score, the
+    column(s) and the kind of violation, never a real value; the validity suite's observed
+    values and profiled bounds go to ``private_failures`` (private gate JSON, MLflow artifact).
 
     When this is the last of the three gates evaluated on the candidate, also renders the
     HTML evaluation report (private zone, and MLflow when tracking).
@@ -568,85 +884,97 @@ def evaluate_gate(
         thresholds=model.spec.thresholds,
         not_null=model.not_null_columns,
     )
+    findings: list[str] = []
     if kind == "fidelity":
-        metrics, details, fid = _fidelity_metrics(
+        metrics, details, fid, subjects = _fidelity_metrics(
             real=real, train=train, holdout=holdout, synth=synth, meta=meta, model=model
         )
         _save_fidelity(paths, fid)
         headline = "overall"
     elif kind == "privacy":
-        metrics, details, priv = _privacy_metrics(
+        metrics, details, priv, subjects = _privacy_metrics(
             train=train, holdout=holdout, synth=synth, meta=meta, model=model
         )
-        _save_privacy(paths, priv)
+        if priv is not None:
+            _save_privacy(paths, priv)
         headline = "dcr_share"
     else:
-        metrics, details = _validity_metrics(real=real, synth=synth, meta=meta)
+        metrics, details, subjects, findings = _validity_metrics(real=real, synth=synth, meta=meta)
         headline = "validity"
-    computed = {k for k, v in metrics.items() if v is not None}
-    not_applicable = {k for k, v in metrics.items() if v is None}
-    metric_frame = pd.DataFrame([{k: metrics[k] for k in sorted(computed)}])
-    outcomes: list[gx_suites.ExpectationOutcome] = []
+    bounds = []
     results: dict[str, Any] = {}
-    success = True
+    private_failures: list[str] = []
     for suite_kind in gx_suites.GATE_SUITES[kind]:
-        suite = gx_suites.applicable(
-            gx_suites.load_suite(suites[suite_kind], thresholds=model.spec.thresholds),
-            available=computed,
-            not_applicable=not_applicable,
-        )
-        data = synth if suite_kind == "validity" else metric_frame
-        outcome = gx_suites.validate(suite=suite, data=data)
-        success = success and outcome.success
-        outcomes.extend(outcome.outcomes)
+        suite = gx_suites.load_suite(suites[suite_kind], thresholds=model.spec.thresholds)
+        if suite_kind != "validity":
+            bounds += bounds_from_suite(suite)  # decided below, with the metrics
+            continue
+        # Row-level expectations over the candidate: named, counted, never quoted.
+        outcome = gx_suites.validate(suite=suite, data=synth)
         results[suite_kind] = outcome.result_json
-        if suite_kind == "validity":
-            n = len(outcome.outcomes)
-            metrics["row_expectations_met"] = (n - len(outcome.failures)) / n if n else 1.0
+        public, private_failures = row_findings(outcome.outcomes, suite, synth)
+        n = len(outcome.outcomes) + len(findings)
+        failed = len(outcome.failures) + len(findings)
+        metrics["row_expectations_met"] = (n - failed) / n if n else 1.0
+        findings = public + findings
     if kind == "validity":
-        parts = [metrics["row_expectations_met"], metrics["diagnostic"]]
-        metrics["validity"] = min(p for p in parts if p is not None)
-    checks = _check_lines(kind, [o for o in outcomes if o.column in metrics])
+        parts = [
+            p
+            for p in (metrics["row_expectations_met"], metrics["diagnostic"])
+            if plain(p) is not None
+        ]
+        metrics["validity"] = min(parts) if parts else NotApplicable(NA.NOT_COMPUTED)
+    verdict = decide(
+        gate=kind, metrics=metrics, bounds=bounds, subjects=subjects, findings=findings
+    )
+    results["metrics"] = verdict.validation
+    checks = [c.line() for c in verdict.checks]
     threshold = (
         1.0
         if kind == "validity"
         else next((c["threshold"] for c in checks if c["metric"] == headline), None)
     )
-    failures = [
-        f"{o.type}({o.column}): observed {o.observed!r}, bound {o.bound}"
-        + (f", {o.unexpected_count} unexpected" if o.unexpected_count else "")
-        for o in outcomes
-        if not o.success
-    ]
+    values = {k: _json_metric(v) for k, v in metrics.items()}
     report_uri = None
     if tracking_uri:
         report_uri = log_run_artifact(
             tracking_uri=tracking_uri,
             run_id=cand["run_id"],
             name=f"{kind}.json",
-            payload={
+            payload={  # private: the MLflow run is in the private zone
                 "candidate_id": cand["candidate_id"],
-                "metrics": metrics,
+                "passed": verdict.passed,
+                "metrics": values,
+                "not_applicable": verdict.not_applicable,
+                "checks": checks,
+                "failures": list(verdict.failures),
+                "private_failures": private_failures,
                 "details": details,
                 "validation_results": results,
             },
-            metrics={f"gate.{kind}.{k}": v for k, v in metrics.items() if _is_number(v)},
+            metrics={f"gate.{kind}.{k}": v for k, v in values.items() if _is_number(v)},
         )
+    score = plain(metrics[headline])
     result = GateResult(
         table=model.name,
         kind=kind,
         candidate_id=cand["candidate_id"],
-        passed=success,
-        score=float(metrics[headline]),
+        passed=verdict.passed,
+        score=float("nan") if score is None else score,
         threshold=None if threshold is None else float(threshold),
-        metrics=metrics,
-        failures=failures,
+        metrics=values,
+        failures=list(verdict.failures),
         suite_path=str(suites[gx_suites.GATE_SUITES[kind][0]]),
         report_uri=report_uri,
         evaluated_at=datetime.now(UTC).isoformat(timespec="seconds"),
         checks=checks,
         suite_paths=[str(suites[k]) for k in gx_suites.GATE_SUITES[kind]],
         run_id=cand.get("run_id"),
+        not_applicable={
+            k: v.reason.value for k, v in metrics.items() if isinstance(v, NotApplicable)
+        },
+        summary=verdict.summary,
+        private_failures=private_failures,
     )
     _write_json(paths.gate(kind), asdict(result))
     return result
@@ -668,15 +996,19 @@ def _save_privacy(paths: TablePaths, rep: PrivacyReport) -> None:
     np.savez(root / "privacy_dcr.npz", dcr_train=rep.dcr_train, dcr_holdout=rep.dcr_holdout)
 
 
+_GATE_LINE_FIELDS = ("gate", "metric", "value", "threshold", "direction", "passed")
+
+
 def _load_reports(
     paths: TablePaths, gates: dict[str, dict[str, Any]]
 ) -> tuple[FidelityReport, PrivacyReport]:
     root = paths.gate("fidelity").parent
     f, p = gates["fidelity"]["metrics"], gates["privacy"]["metrics"]
+    nan = float("nan")  # a metric that was not applicable
     fid = FidelityReport(
-        column_shapes=f["column_shapes"],
-        column_pair_trends=f["column_pair_trends"],
-        overall=f["overall"],
+        column_shapes=nan if f["column_shapes"] is None else f["column_shapes"],
+        column_pair_trends=nan if f["column_pair_trends"] is None else f["column_pair_trends"],
+        overall=nan if f["overall"] is None else f["overall"],
         shapes=pd.read_parquet(root / "fidelity_shapes.parquet"),
         pairs=pd.read_parquet(root / "fidelity_pairs.parquet"),
     )
@@ -688,7 +1020,7 @@ def _load_reports(
         dcr_share=p["dcr_share"],
         dcr_train=dcr_train,
         dcr_holdout=dcr_holdout,
-        nndr_median=p["nndr_median"],
+        nndr_median=nan if p["nndr_median"] is None else p["nndr_median"],
         baseline_protection=p.get("baseline_protection"),
         n_synthetic_evaluated=p["n_synthetic_evaluated"],
         n_reference=len(dcr_train),
@@ -710,6 +1042,7 @@ def current_gates(*, home: SynthHome, table: str) -> dict[str, dict[str, Any]]:
     return found
 
 
+@_holding_table_lock("report", shared=True)
 def render_evaluation_report(
     *, home: SynthHome, model: ModelSpec, tracking_uri: str | None
 ) -> tuple[Path, str | None] | None:
@@ -722,6 +1055,8 @@ def render_evaluation_report(
     if set(gates) != set(gx_suites.GATE_KINDS):
         return None
     paths = paths_for(home, model.name)
+    if gates["privacy"]["metrics"].get("dcr_share") is None:
+        return None  # no distances to draw (a candidate without rows or compared columns)
     meta, _ = load_metadata(paths, model.name)
     cand = _read_json(paths.candidate_info, table=model.name, step=f"{model.name}_synthetic")
     info = _read_json(paths.model_info, table=model.name, step=f"{model.name}_synthesizer")
@@ -731,7 +1066,11 @@ def render_evaluation_report(
         [pd.read_parquet(paths.train, columns=cols), pd.read_parquet(paths.holdout, columns=cols)],
         ignore_index=True,
     )
-    lines = [GateLine(**c) for kind in gx_suites.GATE_KINDS for c in gates[kind]["checks"]]
+    lines = [
+        GateLine(**{k: c[k] for k in _GATE_LINE_FIELDS})
+        for kind in gx_suites.GATE_KINDS
+        for c in gates[kind]["checks"]
+    ]
     html = render_report(
         table=model.name, real=real, synthetic=pd.read_parquet(paths.candidate, columns=cols),
         numeric=meta.numeric, datetime=meta.datetime, categorical=meta.categorical,
@@ -757,6 +1096,14 @@ def render_evaluation_report(
 
 def _is_number(v: Any) -> bool:
     return isinstance(v, int | float) and not isinstance(v, bool)
+
+
+def _json_metric(value: Any) -> Any:
+    """A metric as the verdict JSON and metadata hold it: integers as integers, other finite
+    numbers as floats, and ``None`` for anything else (not applicable, NaN, infinite)."""
+    if isinstance(value, int | np.integer) and not isinstance(value, bool | np.bool_):
+        return int(value)
+    return plain(value)
 
 
 # --------------------------------------------------------------------------- publish
@@ -829,21 +1176,70 @@ def publish_tables(
     extra: dict[str, dict[str, Any]] | None = None,
 ) -> dict[str, Release]:
     """Publish the current candidates of ``models`` as one release set (one atomic commit),
-    if and only if every gate of every table passed; ``extra`` adds manifest entries."""
-    verdicts = {m.name: approved_gates(home=home, table=m.name) for m in models}
-    releases = {}
-    for m in models:
-        manifest = release_manifest(home=home, model=m, verdicts=verdicts[m.name])
-        manifest.update((extra or {}).get(m.name, {}))
-        releases[m.name] = Staged(paths_for(home, m.name).candidate, manifest)
-    return publish_group(
-        store=home.public_dir,
-        releases=releases,
-        keep=keep,
-        lake=LakeConfig.from_env(home.public_dir / LAKE_DIR),
-    )
+    if and only if every gate of every table passed on exactly the bytes published; ``extra``
+    adds manifest entries.
+
+    Holds the tables' refresh locks. Each candidate is copied to a private snapshot while it is
+    hashed, and the snapshot is published only when its hash is the candidate id that every
+    gate approved: the bytes published are the bytes hashed, whatever happens to the
+    candidate file meanwhile. The manifest records that hash as ``data_sha256``.
+
+    Raises:
+        GateFailedError: A gate failed or was not evaluated for the current candidate.
+        PublicationError: A candidate's bytes are not the ones its gates approved ("candidate
+            bytes changed since the gates ran; re-run the checks"), or the store refused the
+            release set. Nothing is published then; the previous releases stay.
+    """
+    with tables_locked(home, [m.name for m in models], step="publish"), ExitStack() as cleanup:
+        verdicts = {m.name: approved_gates(home=home, table=m.name) for m in models}
+        releases, changed = {}, []
+        for m in models:
+            candidate = paths_for(home, m.name).candidate
+            if not candidate.exists():
+                raise PublicationError(
+                    f"table '{m.name}': the candidate file {candidate} is missing; "
+                    f"materialize {m.name}_synthetic and its checks again."
+                )
+            snapshot = locks.temp_path(candidate)
+            cleanup.callback(snapshot.unlink, missing_ok=True)
+            digest = _copy_hashed(candidate, snapshot)
+            manifest = release_manifest(home=home, model=m, verdicts=verdicts[m.name])
+            approved = {manifest["candidate_id"]}
+            approved |= {v["candidate_id"] for v in verdicts[m.name].values()}
+            if approved != {digest}:
+                changed.append(
+                    f"table '{m.name}': candidate bytes changed since the gates ran; re-run the "
+                    f"checks: materialize {m.name}_synthetic and its checks again (the file "
+                    f"hashes to {digest[:12]}, the gates approved "
+                    f"{', '.join(sorted(a[:12] for a in approved))})"
+                )
+                continue
+            manifest["data_sha256"] = digest
+            manifest.update((extra or {}).get(m.name, {}))
+            releases[m.name] = Staged(snapshot, manifest)
+        if changed:
+            raise PublicationError(
+                "; ".join(changed) + ". Nothing was published; the previous releases stay."
+            )
+        return publish_group(
+            store=home.public_dir,
+            releases=releases,
+            keep=keep,
+            lake=LakeConfig.from_env(home.public_dir / LAKE_DIR),
+        )
+
+
+def _copy_hashed(src: Path, dst: Path) -> str:
+    """Copy ``src`` to ``dst``, returning the SHA-256 of the bytes copied."""
+    digest = hashlib.sha256()
+    with open(src, "rb") as fin, open(dst, "wb") as fout:
+        for chunk in iter(lambda: fin.read(1 << 20), b""):
+            digest.update(chunk)
+            fout.write(chunk)
+    return digest.hexdigest()
 
 
 def publish_table(*, home: SynthHome, model: ModelSpec, keep: int | None = None) -> Release:
-    """Publish the current candidate as a new release, if and only if every gate passed."""
+    """Publish the current candidate as a new release, if and only if every gate passed on
+    exactly its bytes (see :func:`publish_tables`)."""
     return publish_tables(home=home, models=[model], keep=keep)[model.name]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 import pandas as pd
@@ -66,6 +68,33 @@ class TableMetadata:
         }
 
 
+def _all_of(s: pd.Series, kinds: tuple[type, ...]) -> bool:
+    """Whether an object column holds values of ``kinds`` only (and at least one)."""
+    values = s.dropna()
+    return bool(len(values)) and bool(values.map(lambda v: isinstance(v, kinds)).all())
+
+
+def value_kind(s: pd.Series) -> str:
+    """What a column holds, as read from the split files: ``boolean``, ``numerical``,
+    ``datetime`` or ``text`` (DECIMALs arrive as `Decimal` objects, DATEs as `date` objects,
+    booleans with NULLs as objects)."""
+    if pd.api.types.is_bool_dtype(s):
+        return "boolean"
+    if pd.api.types.is_datetime64_any_dtype(s):
+        return "datetime"
+    if pd.api.types.is_numeric_dtype(s):
+        return "numerical"
+    if isinstance(s.dtype, pd.CategoricalDtype) or not pd.api.types.is_object_dtype(s):
+        return "text"
+    if _all_of(s, (bool,)):
+        return "boolean"
+    if _all_of(s, (Decimal,)):
+        return "numerical"
+    if _all_of(s, (dt.date,)):  # datetime.datetime and pd.Timestamp are dates too
+        return "datetime"
+    return "text"
+
+
 def derive_sdtypes(*, data: pd.DataFrame, model: ModelSpec) -> dict[str, str]:
     """SDV sdtype per non-PII column: dbt tests and overrides first, then the dtype."""
     pii = model.pii
@@ -80,14 +109,8 @@ def derive_sdtypes(*, data: pd.DataFrame, model: ModelSpec) -> dict[str, str]:
             out[c] = "id"
         elif c in model.accepted_values:
             out[c] = "categorical"
-        elif pd.api.types.is_bool_dtype(s):
-            out[c] = "boolean"
-        elif pd.api.types.is_datetime64_any_dtype(s):
-            out[c] = "datetime"
-        elif pd.api.types.is_numeric_dtype(s):
-            out[c] = "numerical"
-        elif s.dropna().map(type).isin([pd.Timestamp]).all() and s.notna().any():
-            out[c] = "datetime"
+        elif value_kind(s) != "text":
+            out[c] = value_kind(s)
         else:
             distinct = s.nunique(dropna=True)
             if distinct >= _MIN_DISTINCT and distinct > _MAX_DISTINCT_SHARE * len(s):
@@ -122,6 +145,20 @@ def derive_metadata(
         raise UnsupportedColumnError(
             f"table '{model.name}': PII column(s) {missing_pii} are not in the table; "
             "fix the column meta or `meta.synthetic.pii`."
+        )
+    for c in sorted(model.pii):
+        s = data[c]
+        if value_kind(s) == "boolean" or isinstance(s.dtype, pd.CategoricalDtype):
+            raise UnsupportedColumnError(
+                f"table '{model.name}': PII column '{c}' is a boolean or ENUM column: its few "
+                "possible values cannot be faked without repeating real ones. Cast it to "
+                "VARCHAR in the dbt model, or list it under `meta.synthetic.exclude`."
+            )
+    if not set(data.columns) - set(model.pii):
+        raise UnsupportedColumnError(
+            f"table '{model.name}': every column is declared PII, so there is nothing to model "
+            "(PII is faked, never learned). Keep at least one non-PII column in the dbt model, "
+            "or drop `pii` from one."
         )
     pk = model.primary_key
     if pk is not None and pk not in data.columns:

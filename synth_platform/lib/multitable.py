@@ -428,12 +428,16 @@ class HmaFit:
 def _modelled_frames(
     frames: Mapping[str, pd.DataFrame], metadata: Mapping[str, Any]
 ) -> dict[str, pd.DataFrame]:
-    """Only the metadata's columns, datetimes normalised to nanoseconds (RDT's unit)."""
+    """Only the metadata's columns, as the single-table synthesizers take them
+    (:func:`synthesis.model_frame`: DATEs, TIMESTAMPTZ, DECIMAL, ENUM converted), datetimes
+    normalised to nanoseconds (RDT's unit)."""
+    from synth_platform.lib.synthesis import model_frame
+
     out = {}
     for table, tmeta in metadata["tables"].items():
-        data = frames[table][list(tmeta["columns"])].copy()
+        data = model_frame(frames[table][list(tmeta["columns"])])
         for column, cmeta in tmeta["columns"].items():
-            if cmeta.get("sdtype") == "datetime":
+            if cmeta.get("sdtype") == "datetime" and data[column].dtype != "datetime64[ns]":
                 data[column] = pd.to_datetime(data[column]).astype("datetime64[ns]")
         out[table] = data
     return out

@@ -24,12 +24,22 @@ PII from column meta), so nothing is typed twice.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from synth_platform.lib.errors import SpecError
 from synth_platform.lib.identifiers import safe_identifier
@@ -37,23 +47,141 @@ from synth_platform.lib.identifiers import safe_identifier
 SynthesizerName = Literal["gaussian_copula", "ctgan", "tvae", "copulagan"]
 SdType = Literal["numerical", "categorical", "boolean", "datetime", "id"]
 
-_COMMON = {"enforce_min_max_values", "enforce_rounding", "locales"}
-_GAN = {
-    "embedding_dim", "generator_dim", "discriminator_dim", "generator_lr", "generator_decay",
-    "discriminator_lr", "discriminator_decay", "batch_size", "discriminator_steps",
-    "log_frequency", "verbose", "epochs", "pac", "enable_gpu",
-}  # fmt: skip
+Distribution = Literal["norm", "beta", "truncnorm", "gamma", "uniform", "gaussian_kde"]
+_PositiveInt = Annotated[StrictInt, Field(ge=1)]
+_PositiveFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+_NonNegativeFloat = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+_Layers = Annotated[list[_PositiveInt], Field(min_length=1)]
+# Omitted parameters keep SDV's defaults: only the keys given are passed on, so the `None`
+# defaults below are never used (and an explicit `null` is refused by the types).
+
+
+class _Parameters(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    enforce_min_max_values: StrictBool = None  # type: ignore[assignment]
+    enforce_rounding: StrictBool = None  # type: ignore[assignment]
+
+
+class _Locales(_Parameters):
+    locales: str | Annotated[list[str], Field(min_length=1)] = None  # type: ignore[assignment]
+
+
+class _Copula(BaseModel):
+    numerical_distributions: dict[str, Distribution] = None  # type: ignore[assignment]
+    default_distribution: Distribution = None  # type: ignore[assignment]
+
+
+class _Neural(BaseModel):
+    embedding_dim: _PositiveInt = None  # type: ignore[assignment]
+    batch_size: _PositiveInt = None  # type: ignore[assignment]
+    epochs: _PositiveInt = None  # type: ignore[assignment]
+    verbose: StrictBool = None  # type: ignore[assignment]
+    enable_gpu: StrictBool = None  # type: ignore[assignment]
+
+
+class GaussianCopulaParameters(_Copula, _Locales):
+    """`parameters` of `gaussian_copula` (SDV GaussianCopulaSynthesizer)."""
+
+
+class CTGANParameters(_Neural, _Locales):
+    """`parameters` of `ctgan` (SDV CTGANSynthesizer)."""
+
+    generator_dim: _Layers = None  # type: ignore[assignment]
+    discriminator_dim: _Layers = None  # type: ignore[assignment]
+    generator_lr: _PositiveFloat = None  # type: ignore[assignment]
+    generator_decay: _NonNegativeFloat = None  # type: ignore[assignment]
+    discriminator_lr: _PositiveFloat = None  # type: ignore[assignment]
+    discriminator_decay: _NonNegativeFloat = None  # type: ignore[assignment]
+    discriminator_steps: _PositiveInt = None  # type: ignore[assignment]
+    log_frequency: StrictBool = None  # type: ignore[assignment]
+    pac: _PositiveInt = None  # type: ignore[assignment]
+
+    @model_validator(mode="after")
+    def _batches(self) -> CTGANParameters:
+        # CTGAN asserts an even batch, and its discriminator packs `pac` rows per sample.
+        batch = self.batch_size if self.batch_size is not None else 500
+        pac = self.pac if self.pac is not None else 10
+        if batch % 2 or batch % pac:
+            raise ValueError(f"must be even and a multiple of `pac` ({pac}), got {batch}")
+        return self
+
+
+class CopulaGANParameters(_Copula, CTGANParameters):
+    """`parameters` of `copulagan` (SDV CopulaGANSynthesizer)."""
+
+
+class TVAEParameters(_Neural, _Parameters):
+    """`parameters` of `tvae` (SDV TVAESynthesizer)."""
+
+    compress_dims: _Layers = None  # type: ignore[assignment]
+    decompress_dims: _Layers = None  # type: ignore[assignment]
+    l2scale: _NonNegativeFloat = None  # type: ignore[assignment]
+    loss_factor: _PositiveFloat = None  # type: ignore[assignment]
+
+
+PARAMETER_MODELS: dict[str, type[BaseModel]] = {
+    "gaussian_copula": GaussianCopulaParameters,
+    "ctgan": CTGANParameters,
+    "copulagan": CopulaGANParameters,
+    "tvae": TVAEParameters,
+}
 #: Constructor parameters each synthesizer accepts (a unit test keeps this in step with SDV).
 SYNTHESIZER_PARAMETERS: dict[str, frozenset[str]] = {
-    "gaussian_copula": frozenset(_COMMON | {"numerical_distributions", "default_distribution"}),
-    "ctgan": frozenset(_COMMON | _GAN),
-    "copulagan": frozenset(_COMMON | _GAN | {"numerical_distributions", "default_distribution"}),
-    "tvae": frozenset(
-        {"enforce_min_max_values", "enforce_rounding"}
-        | {"embedding_dim", "compress_dims", "decompress_dims", "l2scale", "batch_size"}
-        | {"verbose", "epochs", "loss_factor", "enable_gpu"}
-    ),
+    name: frozenset(m.model_fields) for name, m in PARAMETER_MODELS.items()
 }
+
+
+class ParameterError(ValueError):
+    """A synthesizer parameter is unknown or out of range (``field``: its name)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        self.field = field
+        super().__init__(message)
+
+
+def validate_parameters(synthesizer: str, parameters: Mapping[str, Any]) -> None:
+    """Check names, types and ranges of a synthesizer's `parameters` before any training.
+
+    Raises:
+        ParameterError: naming the parameter, the synthesizer and what is allowed.
+    """
+    allowed = SYNTHESIZER_PARAMETERS[synthesizer]
+    unknown = sorted(set(parameters) - allowed)
+    if unknown:
+        raise ParameterError(
+            str(unknown[0]),
+            f"unknown parameter(s) {unknown} for synthesizer '{synthesizer}'; "
+            f"allowed: {sorted(allowed)}",
+        )
+    try:
+        PARAMETER_MODELS[synthesizer].model_validate(dict(parameters))
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        # A model-level error is the batch rule (the only cross-field check).
+        name = ".".join(str(p) for p in err["loc"]) or "batch_size"
+        shown = f", got {parameters.get(str(err['loc'][0]))!r}" if err["loc"] else ""
+        msg = err["msg"].removeprefix("Value error, ")
+        raise ParameterError(name, f"{synthesizer} parameter `{name}`: {msg}{shown}") from None
+
+
+def check_column_parameters(*, model: str, spec: TableSpec, numerical: Collection[str]) -> None:
+    """Parameters that name columns must name numerical columns of the table (checked with
+    the table's metadata, before training).
+
+    Raises:
+        SpecError: naming the model, the parameter and the numerical columns.
+    """
+    named = spec.parameters.get("numerical_distributions") or {}
+    wrong = sorted(set(named) - set(numerical))
+    if wrong:
+        raise SpecError(
+            model=model,
+            field=f"parameters.numerical_distributions.{wrong[0]}",
+            problem=f"column(s) {wrong} are not numerical columns of the table "
+            f"(numerical: {sorted(numerical)})",
+        )
+
 
 #: Faker providers accepted as PII generators (column meta `pii: <provider>`).
 PII_PROVIDERS = frozenset(
@@ -195,17 +323,18 @@ class TableSpec(BaseModel):
     )
     thresholds: Thresholds = Field(default_factory=Thresholds)
 
+    @field_validator("parameters")
+    @classmethod
+    def _parameters(cls, value: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        synthesizer = info.data.get("synthesizer")
+        if synthesizer is not None:
+            validate_parameters(synthesizer, value)
+        return value
+
     @model_validator(mode="after")
     def _check(self) -> TableSpec:
         if self.rows is not None and self.scale is not None:
             raise ValueError("set either `rows` or `scale`, not both")
-        allowed = SYNTHESIZER_PARAMETERS[self.synthesizer]
-        unknown = sorted(set(self.parameters) - allowed)
-        if unknown:
-            raise ValueError(
-                f"unknown parameter(s) {unknown} for synthesizer '{self.synthesizer}'; "
-                f"allowed: {sorted(allowed)}"
-            )
         if self.thresholds.utility is not None and not self.target:
             raise ValueError("`thresholds.utility` needs a `target` column to predict")
         if self.target and (self.target in self.pii or self.target in self.exclude):
@@ -239,7 +368,11 @@ def parse_spec(*, model: str, block: Mapping[str, Any] | None) -> TableSpec:
     except ValidationError as exc:
         err = exc.errors()[0]
         loc = ".".join(str(p) for p in err["loc"]) or "(block)"
-        raise SpecError(model=model, field=loc, problem=err["msg"]) from None
+        problem = err["msg"]
+        cause = (err.get("ctx") or {}).get("error")
+        if isinstance(cause, ParameterError):
+            loc, problem = f"parameters.{cause.field}".rstrip("."), str(cause)
+        raise SpecError(model=model, field=loc, problem=problem) from None
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ import random
 import time
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -15,8 +16,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from synth_platform.lib.errors import TrainingError
+from synth_platform.lib.locks import removed_on_error, temp_path
 from synth_platform.lib.metadata import TableMetadata
-from synth_platform.lib.pii import fake_column
+from synth_platform.lib.pii import PiiDomain, fake_column
 from synth_platform.lib.specs import TableSpec
 
 
@@ -61,6 +63,34 @@ class FitResult:
     columns: int
 
 
+def model_column(s: pd.Series) -> pd.Series:
+    """One column as the SDV synthesizers take it (:func:`to_arrow` converts back).
+
+    RDT reads datetimes as nanoseconds: other units would come back shifted to 1970, so every
+    datetime (DATE objects, TIMESTAMPTZ in UTC) becomes naive ``datetime64[ns]``; DECIMAL
+    (`Decimal` objects) becomes float; ENUM (pandas category) becomes plain objects.
+    """
+    from synth_platform.lib.metadata import value_kind
+
+    if isinstance(s.dtype, pd.CategoricalDtype):
+        return s.astype(object).where(s.notna(), None)
+    kind = value_kind(s)
+    if kind == "datetime":
+        if not pd.api.types.is_datetime64_any_dtype(s):
+            s = pd.to_datetime(s)
+        if isinstance(s.dtype, pd.DatetimeTZDtype):
+            s = s.dt.tz_convert("UTC").dt.tz_localize(None)
+        return s.astype("datetime64[ns]")
+    if kind == "numerical" and pd.api.types.is_object_dtype(s):
+        return s.map(float, na_action="ignore").astype("float64")
+    return s
+
+
+def model_frame(data: pd.DataFrame) -> pd.DataFrame:
+    """The columns of ``data`` as :func:`model_column` gives them."""
+    return pd.DataFrame({c: model_column(data[c]) for c in data.columns}, index=data.index)
+
+
 def fit_synthesizer(
     *, train: pd.DataFrame, metadata: TableMetadata, sdv_metadata: dict, spec: TableSpec
 ) -> FitResult:
@@ -71,11 +101,7 @@ def fit_synthesizer(
     """
     from sdv.metadata import Metadata
 
-    data = train[list(metadata.modelled)].copy()
-    for c in metadata.datetime:
-        # RDT reads datetimes as nanoseconds; microsecond columns (DuckDB's default) would
-        # come back shifted to 1970, so normalise the unit before fitting.
-        data[c] = pd.to_datetime(data[c]).astype("datetime64[ns]")
+    data = model_frame(train[list(metadata.modelled)])
     seed_everything(spec.seed)
     try:
         synth = _sdv_class(spec.synthesizer)(
@@ -123,9 +149,10 @@ def add_pii(
     seed: int,
     batch_index: int,
     null_shares: Mapping[str, float],
-    forbidden: Mapping[str, Collection[str]],
+    forbidden: Mapping[str, Collection[str] | PiiDomain],
 ) -> pd.DataFrame:
-    """Add the PII columns as fresh Faker values, in the table's column order."""
+    """Add the PII columns as fresh fake values (none equal to a real one: ``forbidden`` holds
+    each column's :class:`PiiDomain`), in the table's column order."""
     out = batch.copy()
     for i, (col, provider) in enumerate(sorted(metadata.pii.items())):
         out[col] = fake_column(
@@ -134,7 +161,7 @@ def add_pii(
             seed=seed * 1_000_003 + batch_index * 101 + i,
             null_share=null_shares.get(col, 0.0),
             forbidden=forbidden.get(col, frozenset()),
-        ).to_numpy()
+        ).set_axis(out.index)
     return out[list(metadata.columns)]
 
 
@@ -148,16 +175,16 @@ def write_candidate(
     batch_size: int,
     path: Path,
     null_shares: Mapping[str, float],
-    forbidden: Mapping[str, Collection[str]],
+    forbidden: Mapping[str, Collection[str] | PiiDomain],
 ) -> int:
     """Sample `rows` rows in batches straight into a Parquet file; returns rows written.
 
     Memory is bounded by one batch; the file appears atomically (temp file, then rename).
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".parquet.tmp")
+    tmp = temp_path(path)  # unique per writer; removed if sampling fails
     written = 0
-    with pq.ParquetWriter(tmp, schema) as writer:
+    with removed_on_error(tmp), pq.ParquetWriter(tmp, schema) as writer:
         gen = sample_batches(
             synthesizer=synthesizer, table=metadata.table, rows=rows, seed=seed,
             batch_size=batch_size,
@@ -181,27 +208,89 @@ def write_frame(
     seed: int,
     path: Path,
     null_shares: Mapping[str, float],
-    forbidden: Mapping[str, Collection[str]],
+    forbidden: Mapping[str, Collection[str] | PiiDomain],
 ) -> int:
     """Write already sampled rows (a multi-table synthesizer's) like :func:`write_candidate`:
     PII columns added as fresh Faker values, the real table's schema, atomic rename."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".parquet.tmp")
+    tmp = temp_path(path)
     full = add_pii(
         frame.reset_index(drop=True), metadata=metadata, seed=seed, batch_index=0,
         null_shares=null_shares, forbidden=forbidden,
     )  # fmt: skip
-    pq.write_table(to_arrow(full, schema), tmp)
-    tmp.replace(path)
+    with removed_on_error(tmp):
+        pq.write_table(to_arrow(full, schema), tmp)
+        tmp.replace(path)
     return len(full)
 
 
 def to_arrow(df: pd.DataFrame, schema: pa.Schema) -> pa.Table:
-    """Convert a batch to the real table's Arrow schema (so every batch matches)."""
-    arrays = []
-    for f in schema:
-        col = df[f.name]
-        if pa.types.is_integer(f.type) and pd.api.types.is_float_dtype(col):
-            col = col.round().astype("Int64")
-        arrays.append(pa.array(col, from_pandas=True).cast(f.type, safe=False))
+    """Convert a batch to the real table's Arrow schema (so every batch matches, and the
+    published Parquet has the source's column types)."""
+    arrays = [to_arrow_array(df[f.name], f.type) for f in schema]
     return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def _largest_float_at_most(value: int) -> float:
+    f = float(value)
+    return f if int(f) <= value else float(np.nextafter(f, -np.inf))
+
+
+def _as_float(col: pd.Series) -> np.ndarray:
+    if pd.api.types.is_object_dtype(col):
+        col = pd.to_numeric(col.map(lambda v: float(v) if isinstance(v, Decimal) else v),
+                            errors="coerce")  # fmt: skip
+    return pd.to_numeric(col, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+
+
+def _as_datetime(col: pd.Series, tz: str | None) -> pd.Series:
+    """Datetimes (naive ones are UTC) in zone ``tz``, or naive UTC when ``tz`` is None."""
+    if not pd.api.types.is_datetime64_any_dtype(col):
+        col = pd.to_datetime(col, errors="coerce", format="mixed")
+    aware = isinstance(col.dtype, pd.DatetimeTZDtype)
+    if tz is None:
+        return col.dt.tz_convert("UTC").dt.tz_localize(None) if aware else col
+    return (col if aware else col.dt.tz_localize("UTC")).dt.tz_convert(tz)
+
+
+def to_arrow_array(col: pd.Series, t: pa.DataType) -> pa.Array:
+    """One sampled column as Arrow type ``t``: integers rounded and kept in the type's range,
+    decimals rounded to their scale, datetimes back to DATE / their unit and zone."""
+    col = col.reset_index(drop=True)
+    if pa.types.is_integer(t):
+        if pd.api.types.is_integer_dtype(col) and not pd.api.types.is_extension_array_dtype(col):
+            try:  # exact (large keys), when in range
+                return pa.array(col.to_numpy()).cast(t)
+            except (pa.ArrowInvalid, OverflowError):
+                pass
+        info = np.iinfo(t.to_pandas_dtype())
+        values = np.round(_as_float(col))
+        missing = np.isnan(values)
+        values = np.clip(np.where(missing, 0, values), float(info.min),
+                         _largest_float_at_most(int(info.max)))  # fmt: skip
+        return pa.array(values.astype(t.to_pandas_dtype()), type=t, mask=missing)
+    if pa.types.is_floating(t):
+        return pa.array(_as_float(col), from_pandas=True).cast(t)
+    if pa.types.is_decimal(t):
+        values = np.round(_as_float(col), t.scale)
+        limit = float(Decimal(10) ** (t.precision - t.scale) - Decimal(10) ** -t.scale)
+        while Decimal(limit) >= Decimal(10) ** (t.precision - t.scale):  # float rounded up
+            limit = float(np.nextafter(limit, 0))
+        values = np.clip(values, -limit, limit)
+        return pa.array(values, from_pandas=True).cast(t, safe=False)
+    if pa.types.is_date(t):
+        days = _as_datetime(col, None).dt.floor("D")
+        return pa.array(days, from_pandas=True).cast(t, safe=False)
+    if pa.types.is_timestamp(t):
+        stamps = _as_datetime(col, t.tz)
+        return pa.array(stamps, from_pandas=True).cast(t, safe=False)
+    if pa.types.is_boolean(t):
+        values = col.astype(object).where(col.notna(), None)
+        return pa.array([None if v is None else bool(v) for v in values], type=t)
+    if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_dictionary(t):
+        values = col.astype(object).where(col.notna(), None)
+        strings = pa.array([None if v is None else str(v) for v in values], type=pa.string())
+        if pa.types.is_dictionary(t):
+            return strings.dictionary_encode().cast(t)
+        return strings.cast(t)
+    return pa.array(col, from_pandas=True).cast(t, safe=False)

@@ -94,6 +94,42 @@ def code_version(repo: Path | None = None) -> str:
         return __version__
 
 
+#: Seconds to wait for an http(s) tracking server before a fit (`SYNTH_MLFLOW_PROBE_TIMEOUT`).
+PROBE_TIMEOUT_S = float(os.environ.get("SYNTH_MLFLOW_PROBE_TIMEOUT", "5"))
+
+
+def check_tracking_server(tracking_uri: str, *, timeout: float | None = None) -> None:
+    """Fail fast, before any fit, when an http(s) tracking server does not answer.
+
+    MLflow itself retries an unreachable server for minutes, and only when logging, after the
+    fit. Any HTTP answer (even an error status, e.g. for missing credentials) counts as
+    reachable; local stores (`sqlite:`, `file:`, paths) are not probed.
+
+    Raises:
+        TrackingError: no answer within ``timeout`` seconds; the message names the URI.
+    """
+    from urllib.parse import urlsplit
+
+    import requests
+
+    from synth_platform.lib.errors import TrackingError
+
+    parts = urlsplit(tracking_uri)
+    if parts.scheme not in ("http", "https"):
+        return
+    wait = PROBE_TIMEOUT_S if timeout is None else timeout
+    shown = parts._replace(netloc=parts.hostname or "").geturl() if parts.password else tracking_uri
+    try:
+        requests.get(f"{tracking_uri.rstrip('/')}/health", timeout=(wait, wait))
+    except requests.RequestException as exc:
+        reason = type(exc).__name__
+        raise TrackingError(
+            f"MLflow tracking server {shown} is unreachable ({reason} within {wait:g} s); "
+            "nothing was fitted. Start the server (e.g. `make mlflow`) or point the tracking "
+            "URI (the `tracking_uri` setting or MLFLOW_TRACKING_URI) at a running one."
+        ) from None
+
+
 #: MLflow 3 shows an experiment in its model-training view (not the GenAI one) with this tag.
 EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
 

@@ -1,8 +1,12 @@
 import json
+from datetime import date
 
 import pandas as pd
+import pytest
 
 from synth_platform.lib import expectations as gx
+from synth_platform.lib import verdict
+from synth_platform.lib.errors import ProjectError
 from synth_platform.lib.metadata import TableMetadata
 from synth_platform.lib.specs import Thresholds
 
@@ -46,17 +50,95 @@ def test_a_threshold_in_the_meta_turns_a_reported_metric_into_a_gate(tmp_path):
     assert [o.column for o in outcome.failures] == ["linkability_risk"]
 
 
-def test_reported_metrics_not_computed_and_undefined_metrics_are_skipped(tmp_path):
+def test_a_metric_without_a_number_never_drops_its_bound(tmp_path):
+    # Was: `applicable()` dropped every expectation on a metric that was None or not computed,
+    # so a bound on it silently disappeared (fail open). The verdict keeps every bound.
     paths = _suites(tmp_path, Thresholds())
-    suite = gx.load_suite(paths["fidelity"])
-    kept = gx.applicable(suite, available={"overall", "column_shapes", "worst_column_shape"},
-                         not_applicable={"column_pair_trends"})  # fmt: skip
-    assert {e["kwargs"]["column"] for e in kept["expectations"]} == {
-        "overall", "column_shapes", "worst_column_shape"
-    }  # fmt: skip
-    # A bound on a metric the run should have computed stays, and fails by name.
     gated = gx.load_suite(paths["fidelity"], thresholds=Thresholds(utility=0.5))
-    kept = gx.applicable(gated, available={"overall"})
-    outcome = gx.validate(suite=kept, data=pd.DataFrame([{"overall": 0.9}]))
-    assert not outcome.success
-    assert "utility" in {o.column for o in outcome.failures}
+    bounds = verdict.bounds_from_suite(gated)
+    assert {b.metric for b in bounds} == set(gx.FIDELITY_METRICS)
+    result = verdict.decide(gate="fidelity", metrics={"overall": 0.9}, bounds=bounds)
+    assert not result.passed
+    failed = {c.metric for c in result.checks if not c.passed}
+    assert {"utility", "worst_column_shape"} <= failed  # bounded, not computed: fail by name
+    assert any(f.startswith("utility: not computed") for f in result.failures)
+
+
+def test_a_threshold_in_the_meta_is_added_to_a_suite_written_without_that_metric(tmp_path):
+    paths = _suites(tmp_path, Thresholds())
+    suite = json.loads(paths["privacy"].read_text())
+    suite["expectations"] = [
+        e for e in suite["expectations"] if e["kwargs"]["column"] != "inference_risk"
+    ]  # an older or hand-edited file that never listed the metric
+    paths["privacy"].write_text(json.dumps(suite))
+    loaded = gx.load_suite(paths["privacy"], thresholds=Thresholds(inference_risk=0.2))
+    (exp,) = [e for e in loaded["expectations"] if e["kwargs"]["column"] == "inference_risk"]
+    assert exp["type"] == gx.BETWEEN and exp["kwargs"]["max_value"] == 0.2
+    # ... and it decides: a risk above the bound fails, and a missing risk fails too.
+    bounds = verdict.bounds_from_suite(loaded)
+    passing = {m: 1.0 if bound == "min" else 0.0 for m, (_, bound) in gx.PRIVACY_METRICS.items()}
+    assert verdict.decide(gate="privacy", metrics=passing, bounds=bounds).passed
+    over = verdict.decide(gate="privacy", metrics=passing | {"inference_risk": 0.3}, bounds=bounds)
+    assert not over.passed and over.failures == ("inference_risk: 0.3 above the maximum 0.2",)
+    gone = dict(passing)
+    del gone["inference_risk"]
+    assert not verdict.decide(gate="privacy", metrics=gone, bounds=bounds).passed
+
+
+def test_a_threshold_in_the_meta_overrides_the_suite_file_bound(tmp_path):
+    paths = _suites(tmp_path, Thresholds())
+    loaded = gx.load_suite(paths["fidelity"], thresholds=Thresholds(fidelity=0.9, worst_column=0.7))
+    kw = {e["kwargs"]["column"]: e["kwargs"] for e in loaded["expectations"]}
+    assert kw["overall"]["min_value"] == 0.9 and kw["worst_column_shape"]["min_value"] == 0.7
+    # Thresholds left at their defaults do not override the file (it is the source of truth).
+    suite = json.loads(paths["fidelity"].read_text())
+    for e in suite["expectations"]:
+        if e["kwargs"]["column"] == "overall":
+            e["kwargs"]["min_value"] = 0.6
+    paths["fidelity"].write_text(json.dumps(suite))
+    kw = {e["kwargs"]["column"]: e["kwargs"] for e in gx.load_suite(
+        paths["fidelity"], thresholds=Thresholds())["expectations"]}  # fmt: skip
+    assert kw["overall"]["min_value"] == 0.6
+
+
+def test_a_meta_threshold_that_cannot_take_effect_fails_loading_naming_the_metric(tmp_path):
+    paths = _suites(tmp_path, Thresholds())
+    suite = json.loads(paths["privacy"].read_text())
+    for e in suite["expectations"]:
+        if e["kwargs"]["column"] == "linkability_risk":
+            e["type"] = "expect_column_values_to_be_in_set"
+            e["kwargs"] = {"column": "linkability_risk", "value_set": [0.0]}
+    paths["privacy"].write_text(json.dumps(suite))
+    with pytest.raises(ProjectError, match="linkability_risk"):
+        gx.load_suite(paths["privacy"], thresholds=Thresholds(linkability_risk=0.1))
+
+
+def test_validity_suites_accept_the_real_rows_of_enum_date_and_zoned_columns():
+    real = pd.DataFrame(
+        {
+            "id": [1, 2, 3],
+            "tier": pd.Categorical(["gold", "silver", "gold"]),  # a DuckDB ENUM
+            "born": [date(1980, 1, 2), date(1990, 3, 4), None],  # a DATE
+            "seen": pd.to_datetime(["2024-01-01", "2024-02-01", None]).tz_localize("UTC"),
+        }
+    )
+    meta = TableMetadata(
+        table="t", primary_key="id", numeric=(), datetime=("born", "seen"),
+        categorical=("tier",), pii={}, columns=tuple(real.columns),
+    )  # fmt: skip
+    suite = gx.validity_suite(table="t", real=real, metadata=meta, not_null=frozenset())
+    outcome = gx.validate(suite=suite, data=real)
+    assert outcome.success, [(o.column, o.observed) for o in outcome.failures]
+    early = real.assign(born=[date(1970, 1, 1), date(1990, 3, 4), None])
+    (failure,) = gx.validate(suite=suite, data=early).failures
+    assert (failure.column, failure.unexpected_count) == ("born", 1)
+
+
+def test_an_expectation_that_cannot_be_evaluated_fails_and_says_so():
+    data = pd.DataFrame({"born": [date(1980, 1, 2)]})
+    suite = {"name": "t.validity", "expectations": [
+        {"type": gx.BETWEEN, "kwargs": {"column": "born", "min_value": "1970-01-01T00:00:00"}}]}  # fmt: skip
+    outcome = gx.validate(suite=suite, data=data)
+    assert not outcome.success and str(outcome.outcomes[0].observed).startswith("error: ")
+    public, _ = verdict.row_findings(outcome.outcomes, suite, data)
+    assert public == [f"born: {gx.BETWEEN} could not be evaluated (details in the private report)"]

@@ -484,8 +484,8 @@ def _correlation_pairs(
 
 def _is_constant(block: np.ndarray) -> np.ndarray:
     present = ~np.isnan(block)
-    lo = np.where(present, block, np.inf).min(axis=0)
-    hi = np.where(present, block, -np.inf).max(axis=0)
+    lo = np.where(present, block, np.inf).min(axis=0, initial=np.inf)  # defined without rows
+    hi = np.where(present, block, -np.inf).max(axis=0, initial=-np.inf)
     return present.any(axis=0) & (lo == hi)
 
 

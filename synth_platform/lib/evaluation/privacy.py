@@ -30,6 +30,7 @@ import math
 import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import date
 from typing import Literal
 
 import numba
@@ -215,29 +216,94 @@ def evaluate_privacy(
     )
 
 
-def find_pii_leaks(*, real_values: Iterable[str], synthetic: pd.DataFrame) -> dict[str, int]:
+def _is_text(column: pd.Series) -> bool:
+    dtype = column.dtype
+    return (
+        pd.api.types.is_object_dtype(dtype)
+        or isinstance(dtype, pd.CategoricalDtype)
+        or pd.api.types.is_string_dtype(dtype)
+    )
+
+
+def _comparable(column: pd.Series) -> tuple[str, np.ndarray]:
+    """A column's non-missing values in a form equal values share across representations:
+    ``("datetime", int64 UTC ns)`` for datetimes, dates and `date` objects, ``("number",
+    float64)`` for numbers and `Decimal` objects, else ``("text", str objects)``."""
+    from decimal import Decimal
+
+    values = column.dropna()
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        values = values.astype(object)
+    if pd.api.types.is_bool_dtype(values):
+        return "text", values.astype(str).to_numpy(dtype=object)
+    if pd.api.types.is_datetime64_any_dtype(values):
+        return "datetime", datetime_ns(values)
+    if pd.api.types.is_numeric_dtype(values):
+        return "number", values.to_numpy(dtype=np.float64)
+    items = values.tolist()
+    if items and all(
+        isinstance(v, Decimal | int | float) and not isinstance(v, bool) for v in items
+    ):
+        return "number", np.array([float(v) for v in items], dtype=np.float64)
+    if items and all(isinstance(v, date) for v in items):
+        return "datetime", datetime_ns(pd.Series(pd.to_datetime(items, utc=True)))
+    return "text", np.array([str(v) for v in items], dtype=object)
+
+
+def find_pii_leaks(
+    *,
+    real_values: Iterable[object] = (),
+    synthetic: pd.DataFrame,
+    real: pd.DataFrame | None = None,
+    pii_columns: Sequence[str] = (),
+) -> dict[str, int]:
     """Count synthetic cells that reproduce a real PII value verbatim.
 
+    Two scans, whose counts are reported per synthetic column:
+
+    * every string-like column (object, string or category dtype) against every real PII
+      string (``real_values``, plus the text values of ``real[pii_columns]``): a real e-mail
+      replayed in any text column is a leak;
+    * every declared PII column (``pii_columns``, present in ``real`` and ``synthetic``),
+      whatever its type, against the real values of the same column: dates and timestamps
+      compare as instants, numbers (including `Decimal`) as floats, anything else as text.
+
     Args:
-        real_values: The real PII values (names, e-mails, phone numbers...). Non-string
-            entries are ignored; matching is exact (no case or whitespace folding).
+        real_values: Real PII strings (names, e-mails, phone numbers...). Non-string entries
+            are ignored; matching is exact (no case or whitespace folding).
         synthetic: The synthetic table.
+        real: The real rows (train and holdout), for the per-column scan.
+        pii_columns: The declared PII columns.
 
     Returns:
-        For every string-like column of ``synthetic`` (object, string or category dtype), in
-        column order, the number of its cells whose value is one of ``real_values``.
+        For every string-like column of ``synthetic`` and every declared PII column, in column
+        order, the number of its cells equal to a real value.
     """
-    values = list({v for v in real_values if isinstance(v, str)})
+    strings = {v for v in real_values if isinstance(v, str)}
+    typed: dict[str, int] = {}
+    if real is not None:
+        for name in pii_columns:
+            if name not in real.columns or name not in synthetic.columns:
+                continue
+            kind, values = _comparable(real[name])
+            if kind == "text":
+                strings.update(values.tolist())
+            synth_kind, synth = _comparable(synthetic[name])
+            if synth_kind != kind:  # e.g. real dates published as text: compare as text
+                values = _comparable(real[name].astype(str))[1]
+                synth = _comparable(synthetic[name].astype(str))[1]
+            typed[str(name)] = int(np.isin(synth, values).sum()) if len(values) else 0
+    values = list(strings)
     leaks: dict[str, int] = {}
     for name in synthetic.columns:
         column = synthetic[name]
-        dtype = column.dtype
-        if (
-            pd.api.types.is_object_dtype(dtype)
-            or isinstance(dtype, pd.CategoricalDtype)
-            or pd.api.types.is_string_dtype(dtype)
-        ):
-            leaks[str(name)] = int(column.isin(values).sum()) if values else 0
+        count = None
+        if _is_text(column):
+            count = int(column.isin(values).sum()) if values else 0
+        if str(name) in typed:
+            count = max(count or 0, typed[str(name)])
+        if count is not None:
+            leaks[str(name)] = count
     return leaks
 
 
