@@ -138,10 +138,27 @@ def _ge_type(dtype: Any) -> str:
     return str(dtype)
 
 
+def _dates_as_timestamps(frame: pd.DataFrame) -> pd.DataFrame:
+    """DATE columns arrive from Parquet as `datetime.date` objects, which GE cannot compare with
+    ISO bounds: give them the datetime dtype, on the real and the synthetic side alike."""
+    out = frame
+    for c in frame.columns:
+        if frame[c].dtype != object:
+            continue
+        present = frame[c].dropna()
+        if len(present) and all(
+            isinstance(v, date) and not isinstance(v, datetime) for v in present.iloc[:100]
+        ):
+            out = out.copy() if out is frame else out
+            out[c] = pd.to_datetime(frame[c])
+    return out
+
+
 def validity_suite(
     *, table: str, real: pd.DataFrame, metadata: TableMetadata, not_null: frozenset[str]
 ) -> dict:
     """Profile the real rows into schema, key, range and category expectations."""
+    real = _dates_as_timestamps(real)
     exps: list[dict[str, Any]] = [
         {
             "type": "expect_table_columns_to_match_ordered_list",
@@ -362,6 +379,7 @@ def validate(*, suite: Mapping[str, Any], data: pd.DataFrame) -> SuiteOutcome:
             .add_dataframe_asset("frame")
             .add_batch_definition_whole_dataframe("whole")
         )
+    data = _dates_as_timestamps(data)
     gx_suite = gx.ExpectationSuite(**{k: v for k, v in suite.items() if k != "id"})
     result = bd.get_batch(batch_parameters={"dataframe": data}).validate(
         gx_suite, result_format="SUMMARY"

@@ -895,7 +895,11 @@ def _random_rows(
             continue
         lo, hi = present.min(), present.max()
         if kinds[name] == "numeric" and pd.api.types.is_integer_dtype(frame[name].dtype):
-            numeric[:, j] = rng.integers(int(lo), int(hi) + 1, size=n_rows)
+            # The bounds went through float64: clip them back into int64 (a BIGINT near 2**63
+            # rounds up past its maximum).
+            bounds = np.iinfo(np.int64)
+            low, high = (min(max(int(v), bounds.min), bounds.max) for v in (lo, hi))
+            numeric[:, j] = rng.integers(low, high, size=n_rows, endpoint=True)
         else:
             numeric[:, j] = rng.uniform(lo, hi, size=n_rows)
         numeric[rng.random(n_rows) < np.isnan(values).mean(), j] = np.nan
