@@ -62,6 +62,7 @@ PRIVACY_METRICS: dict[str, tuple[str | None, str]] = {
     "exact_copies_train": ("exact_copies", "max"),
     "exact_copies_holdout": ("exact_copies_holdout", "max"),
     "dcr_share": ("dcr_share", "max"),
+    "near_copies_excess": ("near_copies", "max"),
     "nndr_median": ("nndr", "min"),
     "baseline_protection": ("baseline_protection", "min"),
     "pii_leaks": ("pii_leaks", "max"),

@@ -736,7 +736,7 @@ def _privacy_metrics(
         subjects["pii_leaks"] = f"columns: {', '.join(leaking)}"
     if rep is None:
         for name in ("exact_copies_train", "exact_copies_holdout", "dcr_share", "nndr_median",
-                     "baseline_protection"):  # fmt: skip
+                     "baseline_protection", "near_copies_excess"):  # fmt: skip
             metrics[name] = NotApplicable(unmeasured)
         metrics["n_synthetic_evaluated"] = 0
     else:
@@ -744,6 +744,9 @@ def _privacy_metrics(
             "exact_copies_train": rep.exact_copies_train,
             "exact_copies_holdout": rep.exact_copies_holdout,
             "dcr_share": rep.dcr_share,
+            "near_copies_excess": _or_na(rep.near_copies_excess, NA.NOT_COMPUTED),
+            "near_copies_synthetic": rep.near_copies_synthetic,
+            "near_copies_holdout": rep.near_copies_holdout,
             # NaN below two reference rows per side (no second neighbour)
             "nndr_median": _or_na(rep.nndr_median, NA.TOO_FEW_ROWS),
             # None when random rows sit on training rows at the median (or not requested)

@@ -215,6 +215,15 @@ class Thresholds(BaseModel):
     exact_copies: int = Field(
         0, ge=0, description="Maximum synthetic rows equal to a training row."
     )
+    near_copies: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description="Maximum excess share of synthetic rows sitting on a training row (within "
+        "a 1e-4 mean column distance, against all training rows) over the share of holdout "
+        "rows that do. Reported by default: on coarse columns (integers, dates on a grid) "
+        "honest draws land on training values more often than holdout rows do.",
+    )
     exact_copies_holdout: int | None = Field(
         None,
         ge=0,

@@ -135,9 +135,10 @@ def test_validity_suites_accept_the_real_rows_of_enum_date_and_zoned_columns():
 
 
 def test_an_expectation_that_cannot_be_evaluated_fails_and_says_so():
-    data = pd.DataFrame({"born": [date(1980, 1, 2)]})
+    # Text against a numeric bound: GE raises inside the expectation.
+    data = pd.DataFrame({"born": ["x", "y"]})
     suite = {"name": "t.validity", "expectations": [
-        {"type": gx.BETWEEN, "kwargs": {"column": "born", "min_value": "1970-01-01T00:00:00"}}]}  # fmt: skip
+        {"type": gx.BETWEEN, "kwargs": {"column": "born", "min_value": 1}}]}  # fmt: skip
     outcome = gx.validate(suite=suite, data=data)
     assert not outcome.success and str(outcome.outcomes[0].observed).startswith("error: ")
     public, _ = verdict.row_findings(outcome.outcomes, suite, data)

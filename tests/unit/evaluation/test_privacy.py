@@ -337,3 +337,29 @@ def test_baseline_handles_bigint_values_at_the_int64_maximum():
     # gate treats as not computed), but it never raises.
     assert rep.baseline_protection is None or 0.0 <= rep.baseline_protection <= 1.0
     assert rep.n_synthetic_evaluated == 20
+
+
+def test_lightly_perturbed_copies_are_near_copies_but_fresh_rows_are_not():
+    """dcr_share searches train subsampled to the holdout's size, so jittered copies of train
+    rows scored ~0.55 there and passed; near copies are searched against every train row."""
+    rng = np.random.default_rng(3)
+    n = 2000
+    real = pd.DataFrame(
+        {"a": rng.normal(size=n), "b": rng.lognormal(size=n), "c": rng.choice(list("xyz"), n)}
+    )
+    train, holdout = real.iloc[:1800], real.iloc[1800:]
+    copies = train.sample(n=1000, replace=True, random_state=1).reset_index(drop=True)
+    copies["a"] = copies["a"] + 1e-6
+    fresh = pd.DataFrame(
+        {"a": rng.normal(size=1000), "b": rng.lognormal(size=1000),
+         "c": rng.choice(list("xyz"), 1000)}
+    )  # fmt: skip
+    kw = dict(train=train, holdout=holdout, numeric=["a", "b"], datetime=[], categorical=["c"])
+    copied = evaluate_privacy(synthetic=copies, **kw)
+    assert copied.exact_copies_train == 0  # the nudge hides them from exact matching
+    assert copied.dcr_share < 0.6  # and the subsampled share does not see them
+    assert copied.near_copies_synthetic == 1.0
+    assert copied.near_copies_excess > 0.9
+    honest = evaluate_privacy(synthetic=fresh, **kw)
+    assert honest.near_copies_synthetic < 0.01
+    assert abs(honest.near_copies_excess) < 0.02
