@@ -60,8 +60,9 @@ def ensure_manifest(project: DbtProject) -> Path:
     if manifest.exists() and manifest.stat().st_mtime >= _newest_source_mtime(project_dir):
         return manifest
     args = [_dbt_executable(), "parse", "--quiet", "--target-path", str(manifest.parent)]
-    if _profiles_dir(project):
-        args += ["--profiles-dir", str(_profiles_dir(project))]
+    profiles_dir = _profiles_dir(project)
+    if profiles_dir:
+        args += ["--profiles-dir", str(profiles_dir)]
     if project.profile:
         args += ["--profile", project.profile]
     if project.target:
@@ -264,7 +265,9 @@ def build_synthetic_definitions(
             ),
             "synth_warehouse": WarehouseResource(
                 dbt_project_dir=str(project_dir),
-                profiles_dir=str(_profiles_dir(project)) if _profiles_dir(project) else None,
+                profiles_dir=str(profiles_dir)
+                if (profiles_dir := _profiles_dir(project))
+                else None,
                 profile=project.profile,
                 target=project.target,
                 path=str(Path(warehouse_path).resolve()) if warehouse_path else None,

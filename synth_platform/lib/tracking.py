@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import subprocess
@@ -146,8 +147,10 @@ def _experiment(client: MlflowClient, name: str, artifact_root: Path | None) -> 
     return client.create_experiment(name, artifact_location=location, tags=EXPERIMENT_KIND)
 
 
+@functools.lru_cache(maxsize=1024)
 def experiment_of(*, tracking_uri: str, run_id: str) -> str:
-    """The experiment id of a run (for links into the MLflow UI)."""
+    """The experiment id of a run (for links into the MLflow UI). A run never changes
+    experiment, so each step asks the tracking store once, not once per link."""
     return MlflowClient(tracking_uri=tracking_uri).get_run(run_id).info.experiment_id
 
 
