@@ -20,9 +20,10 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
 
 from bench.evaluation import BENCHMARKS  # noqa: E402
 from bench.multitable import BENCHMARKS as MULTITABLE_BENCHMARKS  # noqa: E402
+from bench.quality import BENCHMARKS as QUALITY_BENCHMARKS  # noqa: E402
 from bench.store_latency import BENCHMARKS as STORE_BENCHMARKS  # noqa: E402
 
-BENCHMARKS = {**BENCHMARKS, **STORE_BENCHMARKS, **MULTITABLE_BENCHMARKS}
+BENCHMARKS = {**BENCHMARKS, **STORE_BENCHMARKS, **MULTITABLE_BENCHMARKS, **QUALITY_BENCHMARKS}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -307,7 +307,7 @@ class TrainResult:
 def _pip_requirements() -> list[str]:
     from importlib.metadata import version
 
-    return [f"{p}=={version(p)}" for p in ("sdv", "pandas", "cloudpickle")]
+    return [f"{p}=={version(p)}" for p in ("sdv", "pandas", "numpy", "scikit-learn", "cloudpickle")]
 
 
 def train_table(
@@ -329,7 +329,9 @@ def train_table(
     check_tracking_server(tracking_uri)  # in seconds, before the fit rather than after it
     paths = paths_for(home, model.name)
     meta, sdv = load_metadata(paths, model.name)
-    check_column_parameters(model=model.name, spec=model.spec, numerical=meta.numeric)
+    check_column_parameters(
+        model=model.name, spec=model.spec, numerical=meta.numeric, modelled=meta.evaluated
+    )
     fp = _read_json(paths.metadata, table=model.name, step=f"{model.name}_split")[
         "source_fingerprint"
     ]

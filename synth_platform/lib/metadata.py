@@ -18,6 +18,22 @@ from synth_platform.lib.specs import ModelSpec
 _MAX_DISTINCT_SHARE = 0.5
 _MIN_DISTINCT = 100
 
+#: A whole-number column with at most ``min(rows / 10, 10)`` distinct values is a code or a
+#: small count (a rating, a number of children): modelled and scored as categorical, as SDV's
+#: own detection does (its "ordinal" rule), not as a continuous number.
+_CODE_MAX_LEVELS = 10
+_CODE_MIN_ROWS = 5
+
+
+def is_code_column(s: pd.Series) -> bool:
+    """Whether a numeric column holds few distinct whole numbers (see ``_CODE_MAX_LEVELS``)."""
+    if len(s) <= _CODE_MIN_ROWS or pd.api.types.is_bool_dtype(s):
+        return False
+    values = pd.to_numeric(s.dropna(), errors="coerce").dropna().astype("float64")
+    if values.empty or not bool((values == values.round()).all()):
+        return False
+    return int(values.nunique()) <= min(round(len(s) / 10), _CODE_MAX_LEVELS)
+
 
 @dataclass(frozen=True)
 class TableMetadata:
@@ -96,7 +112,9 @@ def value_kind(s: pd.Series) -> str:
 
 
 def derive_sdtypes(*, data: pd.DataFrame, model: ModelSpec) -> dict[str, str]:
-    """SDV sdtype per non-PII column: dbt tests and overrides first, then the dtype."""
+    """SDV sdtype per non-PII column: overrides, the key and `accepted_values` first, then
+    the values: booleans, datetimes, numbers (few distinct whole numbers are categorical,
+    :func:`is_code_column`), and text as categorical unless it looks like an identifier."""
     pii = model.pii
     out: dict[str, str] = {}
     for c in data.columns:
@@ -108,6 +126,8 @@ def derive_sdtypes(*, data: pd.DataFrame, model: ModelSpec) -> dict[str, str]:
         elif c == model.primary_key:
             out[c] = "id"
         elif c in model.accepted_values:
+            out[c] = "categorical"
+        elif value_kind(s) == "numerical" and is_code_column(s):
             out[c] = "categorical"
         elif value_kind(s) != "text":
             out[c] = value_kind(s)

@@ -8,7 +8,7 @@ models:
     config:
       meta:
         synthetic:
-          synthesizer: gaussian_copula
+          synthesizer: cart
           seed: 42
     columns:
       - name: email
@@ -44,7 +44,7 @@ from pydantic import (
 from synth_platform.lib.errors import SpecError
 from synth_platform.lib.identifiers import safe_identifier
 
-SynthesizerName = Literal["gaussian_copula", "ctgan", "tvae", "copulagan"]
+SynthesizerName = Literal["cart", "gaussian_copula", "ctgan", "tvae", "copulagan"]
 SdType = Literal["numerical", "categorical", "boolean", "datetime", "id"]
 
 Distribution = Literal["norm", "beta", "truncnorm", "gamma", "uniform", "gaussian_kde"]
@@ -120,7 +120,18 @@ class TVAEParameters(_Neural, _Parameters):
     loss_factor: _PositiveFloat = None  # type: ignore[assignment]
 
 
+class CartParameters(BaseModel):
+    """`parameters` of `cart` (sequential CART, :mod:`synth_platform.lib.cart`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    min_samples_leaf: _PositiveInt = None  # type: ignore[assignment]
+    smoothing: StrictBool = None  # type: ignore[assignment]
+    visit_order: Annotated[list[str], Field(min_length=1)] = None  # type: ignore[assignment]
+
+
 PARAMETER_MODELS: dict[str, type[BaseModel]] = {
+    "cart": CartParameters,
     "gaussian_copula": GaussianCopulaParameters,
     "ctgan": CTGANParameters,
     "copulagan": CopulaGANParameters,
@@ -165,12 +176,19 @@ def validate_parameters(synthesizer: str, parameters: Mapping[str, Any]) -> None
         raise ParameterError(name, f"{synthesizer} parameter `{name}`: {msg}{shown}") from None
 
 
-def check_column_parameters(*, model: str, spec: TableSpec, numerical: Collection[str]) -> None:
-    """Parameters that name columns must name numerical columns of the table (checked with
-    the table's metadata, before training).
+def check_column_parameters(
+    *,
+    model: str,
+    spec: TableSpec,
+    numerical: Collection[str],
+    modelled: Collection[str] | None = None,
+) -> None:
+    """Parameters that name columns must name columns they apply to (checked with the
+    table's metadata, before training): `numerical_distributions` numerical columns,
+    `visit_order` modelled columns (not keys, PII or excluded columns).
 
     Raises:
-        SpecError: naming the model, the parameter and the numerical columns.
+        SpecError: naming the model, the parameter and the columns allowed.
     """
     named = spec.parameters.get("numerical_distributions") or {}
     wrong = sorted(set(named) - set(numerical))
@@ -180,6 +198,20 @@ def check_column_parameters(*, model: str, spec: TableSpec, numerical: Collectio
             field=f"parameters.numerical_distributions.{wrong[0]}",
             problem=f"column(s) {wrong} are not numerical columns of the table "
             f"(numerical: {sorted(numerical)})",
+        )
+    order = spec.parameters.get("visit_order") or []
+    if modelled is not None:
+        wrong = [c for c in order if c not in modelled]
+        if wrong:
+            raise SpecError(
+                model=model,
+                field="parameters.visit_order",
+                problem=f"column(s) {wrong} are not modelled columns of the table "
+                f"(modelled: {sorted(modelled)})",
+            )
+    if len(set(order)) != len(order):
+        raise SpecError(
+            model=model, field="parameters.visit_order", problem="a column is listed twice"
         )
 
 
@@ -294,9 +326,13 @@ class TableSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    synthesizer: SynthesizerName = Field("gaussian_copula", description="SDV synthesizer.")
+    synthesizer: SynthesizerName = Field(
+        "cart",
+        description="`cart` (sequential CART, the default) or an SDV synthesizer "
+        "(`gaussian_copula`, `ctgan`, `tvae`, `copulagan`).",
+    )
     parameters: dict[str, Any] = Field(
-        default_factory=dict, description="Constructor parameters of the SDV synthesizer."
+        default_factory=dict, description="Constructor parameters of the synthesizer."
     )
     rows: int | None = Field(None, gt=0, description="Synthetic rows to sample.")
     scale: float | None = Field(None, gt=0, le=1000, description="Rows as a multiple of real.")
@@ -328,7 +364,8 @@ class TableSpec(BaseModel):
         "auto",
         description="Strategy of the model's group: `hma` (SDV HMASynthesizer), `independent` "
         "(per-table synthesizers, children re-keyed to synthetic parents) or `auto` (HMA where "
-        "SDV accepts the schema and the group fits the row budget).",
+        "SDV accepts the schema, the group fits the row budget and every table asks for "
+        "`gaussian_copula` without `gaussian_kde`; else independent).",
     )
     thresholds: Thresholds = Field(default_factory=Thresholds)
 

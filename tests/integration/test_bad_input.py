@@ -246,7 +246,8 @@ def _unreachable_mlflow(env: Env) -> None:
 
 
 def _distribution_of_text_column(env: Env) -> None:
-    model = _model(block={"parameters": {"numerical_distributions": {"segment": "beta"}}},
+    model = _model(block={"synthesizer": "gaussian_copula",
+                          "parameters": {"numerical_distributions": {"segment": "beta"}}},
                    pii={"email": "email"})  # fmt: skip
     lifecycle.split_table(home=env.home, warehouse=env.warehouse, model=model)
     lifecycle.train_table(home=env.home, model=model, tracking_uri=env.tracking_uri)
@@ -330,9 +331,18 @@ REFUSED: dict[str, Case] = {
                               _spec({"synthesizer": "ctgan", "parameters": {"epochz": 3}})),
     "parameter_of_another_synthesizer": Case(
         SpecError, ("'good'", "parameters.epochs", "gaussian_copula", "allowed"),
-        _spec({"parameters": {"epochs": 3}})),
+        _spec({"synthesizer": "gaussian_copula", "parameters": {"epochs": 3}})),
+    "cart_parameter_of_sdv": Case(
+        SpecError, ("'good'", "default_distribution", "cart", "min_samples_leaf"),
+        _spec({"parameters": {"default_distribution": "beta"}})),
+    "cart_visit_order_names_pii": Case(
+        SpecError, ("'good'", "parameters.visit_order", "email", "modelled"),
+        _spec({"parameters": {"visit_order": ["email"]}})),
+    "cart_zero_leaf": Case(SpecError, ("'good'", "min_samples_leaf", "greater than or equal"),
+                           _spec({"parameters": {"min_samples_leaf": 0}})),
     "unknown_distribution": Case(SpecError, ("'good'", "default_distribution", "gaussian_kde"),
-                                 _spec({"parameters": {"default_distribution": "cauchy"}})),
+                                 _spec({"synthesizer": "gaussian_copula",
+                                        "parameters": {"default_distribution": "cauchy"}})),
     "distribution_of_a_text_column": Case(
         SpecError, ("'good'", "numerical_distributions.segment", "numerical"),
         _distribution_of_text_column),

@@ -163,7 +163,7 @@ def test_manifest_records_provenance_and_the_mlflow_run(env):
     assert set(manifest["scores"]) == {"fidelity", "privacy", "validity"}
     client = MlflowClient(tracking_uri=home.mlflow_tracking_uri)
     run = client.get_run(manifest["mlflow_run_id"])
-    assert run.data.params["synthesizer"] == "gaussian_copula"
+    assert run.data.params["synthesizer"] == "cart"
     assert run.data.tags["synth_platform.source_fingerprint"] == manifest["source_fingerprint"]
     assert run.data.metrics["fit_seconds"] > 0
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "gates")}
@@ -403,6 +403,7 @@ def test_a_new_model_is_opted_in_by_yml_alone(env, tmp_path):
     doc["models"][0].setdefault("config", {}).setdefault("meta", {})["synthetic"] = {
         "seed": 1,
         "rows": 1000,
+        "synthesizer": "gaussian_copula",
         "parameters": {"default_distribution": "gaussian_kde"},
         # Its dbt `relationships` test to customers would make it a member of the demo's
         # group; here it is synthesized on its own (a meta override of the dbt test).

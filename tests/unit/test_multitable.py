@@ -44,7 +44,7 @@ def _model(name: str, pk: str, rels: tuple[tuple[str, str, str], ...] = ()) -> M
         name=name,
         unique_id=f"model.bank.{name}",
         relation=f"main.{name}",
-        spec=TableSpec(pii=_PII.get(name, {})),
+        spec=TableSpec(synthesizer="gaussian_copula", pii=_PII.get(name, {})),
         columns={},
         unique_columns=frozenset({pk}),
         not_null_columns=frozenset({pk}),
@@ -383,7 +383,8 @@ def test_auto_strategy_skips_hma_when_a_table_setting_would_be_dropped(group) ->
     assert choose_strategy(pair, {"customers": 10, "accounts": 20})[0] == "hma"
     kde = ModelSpec(
         **{**models["accounts"].__dict__,
-           "spec": TableSpec(parameters={"default_distribution": "gaussian_kde"})}
+           "spec": TableSpec(synthesizer="gaussian_copula",
+                                parameters={"default_distribution": "gaussian_kde"})}
     )  # fmt: skip
     unsupported = hma_unsupported({**models, "accounts": kde}, pair.tables)
     assert unsupported == {"accounts": "uses gaussian_kde"}
@@ -392,6 +393,10 @@ def test_auto_strategy_skips_hma_when_a_table_setting_would_be_dropped(group) ->
     from synth_platform.lib.group import group_strategy  # what train_group calls
 
     assert group_strategy(pair, {**models, "accounts": kde}, {})[0] == "independent"
+    # The default synthesizer (sequential CART) is not HMA's: `auto` keeps it.
+    cart = ModelSpec(**{**models["accounts"].__dict__, "spec": TableSpec()})
+    assert hma_unsupported({**models, "accounts": cart}, pair.tables) == {"accounts": "uses cart"}
+    assert group_strategy(pair, {**models, "accounts": cart}, {})[0] == "independent"
     assert group_strategy(pair, models, {"customers": 10, "accounts": 20})[0] == "hma"
     assert requested_strategy(pair, models) == "auto"
     clash = {

@@ -42,9 +42,9 @@ def _manifest(
     return {"nodes": nodes}
 
 
-def test_defaults_give_a_gaussian_copula_with_same_row_count():
+def test_defaults_give_sequential_cart_with_same_row_count():
     spec = parse_spec(model="m", block={})
-    assert spec.synthesizer == "gaussian_copula"
+    assert spec.synthesizer == "cart"
     assert spec.sample_rows(123) == 123
     assert parse_spec(model="m", block={"scale": 2}).sample_rows(10) == 20
     assert parse_spec(model="m", block={"rows": 7}).sample_rows(10) == 7
