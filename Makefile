@@ -13,7 +13,7 @@ export DO_NOT_TRACK := 1
 export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 export MLFLOW_ENABLE_TELEMETRY := false
 
-.PHONY: setup demo test dev mlflow bench lint lock clean
+.PHONY: setup demo test dev mlflow bench mostlyai-env lint lock clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -46,6 +46,13 @@ dev: setup  ## the Dagster UI on http://127.0.0.1:3000
 mlflow: setup  ## the MLflow UI on http://127.0.0.1:5000 (runs linked from Dagster)
 	$(BIN)/mlflow ui --backend-store-uri "sqlite:///$(SYNTH_HOME)/mlflow/mlflow.db" \
 		--host 127.0.0.1 --port 5000
+
+# Optional: MOSTLY AI's engine (Apache-2.0) in its own venv, for bench/quality.py's candidate.
+# torchvision/torchaudio come in unpinned and break transformers' import: they are not needed.
+mostlyai-env:  ## .venv-mostlyai with mostlyai-engine (CPU torch 2.13.0) for make bench
+	test -x .venv-mostlyai/bin/python || $(PYTHON) -m venv .venv-mostlyai
+	.venv-mostlyai/bin/python -m pip install -q torch==2.13.0 mostlyai-engine pandas pyarrow
+	.venv-mostlyai/bin/python -m pip uninstall -y -q torchvision torchaudio
 
 bench: setup  ## all benchmarks; tables land in bench/results/
 	$(BIN)/python bench/run.py

@@ -290,6 +290,10 @@ def gate_checks(model: ModelSpec) -> list[dg.AssetChecksDefinition]:
                         )
                     )
                 metadata["evaluation_report_path"] = dg.MetadataValue.path(str(path))
+            if r.notes:  # the gate's score beside SDMetrics' plain QualityReport, and why
+                metadata["vs_sdmetrics_quality_report"] = dg.MetadataValue.md(
+                    "\n".join(f"- {n}" for n in r.notes)
+                )
             if r.failures:
                 metadata["failures"] = dg.MetadataValue.md(
                     "\n".join(f"- {f}" for f in r.failures[:50])

@@ -38,6 +38,7 @@ from synth_platform.lib.evaluation import (
     CORRELATION_THRESHOLD,
     FidelityReport,
     PrivacyReport,
+    compare_with_quality_report,
     evaluate_attacks,
     evaluate_diagnostic,
     evaluate_fidelity,
@@ -559,6 +560,7 @@ class GateResult:
     not_applicable: dict[str, str] = field(default_factory=dict)
     summary: str = ""
     private_failures: list[str] = field(default_factory=list, repr=False)
+    notes: list[str] = field(default_factory=list)  # e.g. the gate vs SDMetrics' QualityReport
 
 
 NA = NotApplicableReason
@@ -651,7 +653,20 @@ def _fidelity_metrics(
         "column_pair_trends": trends,
         "worst_column_shape": worst,
     }
+    if isinstance(overall, float):
+        not_scored = {c: "faked PII" for c in meta.pii}
+        not_scored |= {c: "key" for c in (meta.primary_key, *meta.foreign_keys) if c}
+        comparison = compare_with_quality_report(
+            real=real, synthetic=synth, numeric=meta.numeric, datetime=meta.datetime,
+            categorical=meta.categorical, gate=overall, not_scored=not_scored,
+            seed=model.spec.seed,
+        )  # fmt: skip
+        metrics["sdmetrics_quality_report"] = (
+            NotApplicable(NA.NOT_COMPUTED) if comparison.error else comparison.plain
+        )
+        metrics["sdmetrics_quality_report_gate_columns"] = comparison.same_columns
     details: dict[str, Any] = {
+        "sdmetrics_comparison": comparison.notes if isinstance(overall, float) else [],
         "binning": "real",
         "emptied_columns": emptied,
         "shapes": rep.shapes.to_dict(orient="records"),
@@ -980,6 +995,7 @@ def evaluate_gate(
         },
         summary=verdict.summary,
         private_failures=private_failures,
+        notes=list(details.get("sdmetrics_comparison", [])),
     )
     _write_json(paths.gate(kind), asdict(result))
     return result

@@ -83,6 +83,23 @@ def test_smoothing_never_replays_a_continuous_training_value(fitted) -> None:
     assert (syn.late_fees == 0).any()
 
 
+def test_no_training_row_is_replayed() -> None:
+    # Categories, point masses and a coarse integer: honest draws often repeat training rows.
+    rng = np.random.default_rng(1)
+    real = pd.DataFrame({"a": rng.choice(list("xyz"), 400), "b": rng.choice([0.0, 1.0], 400),
+                         "c": rng.integers(0, 200, 400)})  # fmt: skip
+    unguarded = CartSynthesizer({"a": "categorical", "b": "numerical", "c": "numerical"},
+                                table="t")  # fmt: skip
+    unguarded.fit(real)
+    unguarded._train_hashes = np.empty(0, dtype=np.uint64)  # the control: no redraws
+    assert not unguarded.sample(2_000)["t"].merge(real.drop_duplicates(), on=["a", "b", "c"]).empty
+    synth = CartSynthesizer({"a": "categorical", "b": "numerical", "c": "numerical"}, table="t")
+    synth.fit(real)
+    out = synth.sample(2_000)["t"]
+    assert out.merge(real.drop_duplicates(), on=["a", "b", "c"]).empty
+    assert out.a.nunique() == 3 and out.c.nunique() > 20
+
+
 def test_keys_are_unique_across_batches_and_sampling_is_reproducible(fitted) -> None:
     _, synth, _ = fitted
     synth.reset_sampling()
@@ -160,6 +177,6 @@ def test_visit_order_must_name_modelled_columns() -> None:
 
 
 def test_default_leaf_grows_with_the_table() -> None:
-    assert default_min_leaf(100) == 5
+    assert default_min_leaf(100) == 20
     assert default_min_leaf(160_000) == 20
     assert default_min_leaf(1_000_000) == 50

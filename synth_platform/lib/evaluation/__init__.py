@@ -13,6 +13,8 @@ from synth_platform.lib.evaluation.fidelity import (
     ASSOCIATION_THRESHOLD,
     CORRELATION_THRESHOLD,
     FidelityReport,
+    QualityReportComparison,
+    compare_with_quality_report,
     evaluate_fidelity,
 )
 from synth_platform.lib.evaluation.privacy import PrivacyReport, evaluate_privacy, find_pii_leaks
@@ -26,7 +28,9 @@ __all__ = [
     "DiagnosticReport",
     "FidelityReport",
     "PrivacyReport",
+    "QualityReportComparison",
     "UtilityReport",
+    "compare_with_quality_report",
     "evaluate_attacks",
     "evaluate_diagnostic",
     "evaluate_fidelity",

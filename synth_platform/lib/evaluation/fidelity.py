@@ -49,6 +49,8 @@ __all__ = [
     "Binning",
     "CORRELATION_THRESHOLD",
     "FidelityReport",
+    "QualityReportComparison",
+    "compare_with_quality_report",
     "evaluate_fidelity",
 ]
 
@@ -661,3 +663,111 @@ def _cramers_v_sparse(cells: np.ndarray, counts: np.ndarray, n_b: int) -> float:
     col_sums = np.bincount(col_index, weights=counts)
     phi2 = float((counts**2 / (row_sums[row_index] * col_sums[col_index])).sum()) - 1.0
     return math.sqrt(max(phi2, 0.0) / (k - 1))
+
+
+# ------------------------------------------------------------- against the plain QualityReport
+
+
+@dataclass(frozen=True)
+class QualityReportComparison:
+    """The gate's fidelity score beside SDMetrics' plain ``QualityReport``, step by step.
+
+    Attributes:
+        plain: ``QualityReport.get_score()`` on every column, with SDV's auto-detected metadata
+            (what a user runs by hand); ``NaN`` when SDMetrics failed (``error`` says why).
+        same_columns: Our exact re-implementation with SDMetrics' per-table binning, on the
+            gate's columns and column types.
+        gate: The gate's overall score.
+        rows: Rows per table behind ``plain`` (seeded subsample above ``max_rows``).
+        notes: Why the three differ, in words (columns, types, binning).
+    """
+
+    plain: float
+    same_columns: float
+    gate: float
+    rows: int
+    notes: list[str]
+    error: str | None = None
+
+
+def compare_with_quality_report(
+    *,
+    real: pd.DataFrame,
+    synthetic: pd.DataFrame,
+    numeric: Sequence[str],
+    datetime: Sequence[str],
+    categorical: Sequence[str],
+    gate: float,
+    not_scored: dict[str, str],
+    max_rows: int = 100_000,
+    seed: int = 0,
+) -> QualityReportComparison:
+    """Run SDMetrics' plain ``QualityReport`` and explain its difference from the gate.
+
+    Args:
+        real, synthetic: Whole tables (every column, as a user would hand them to SDMetrics).
+        numeric, datetime, categorical: The gate's columns and types.
+        gate: The gate's overall score.
+        not_scored: Columns the gate leaves out, with why (``"faked PII"``, ``"key"``, ...).
+        max_rows: Rows per table given to SDMetrics (a seeded subsample above).
+    """
+    from sdmetrics.reports.single_table import QualityReport
+    from sdv.metadata import Metadata
+
+    rng = np.random.default_rng(seed)
+    cols = [c for c in real.columns if c in synthetic.columns]
+    r, s = real[cols], synthetic[cols]
+    if len(r) > max_rows:
+        r = r.iloc[np.sort(rng.choice(len(r), max_rows, replace=False))]
+    if len(s) > max_rows:
+        s = s.iloc[np.sort(rng.choice(len(s), max_rows, replace=False))]
+    ours = evaluate_fidelity(real=real, synthetic=synthetic, numeric=numeric, datetime=datetime,
+                             categorical=categorical, seed=seed, binning="per_table")  # fmt: skip
+    same = ours.overall
+    ours_types = {c: "numerical" for c in numeric} | {c: "datetime" for c in datetime}
+    ours_types |= {c: "categorical" for c in categorical}
+    notes: list[str] = []
+    plain, error = math.nan, None
+    try:
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            detected = Metadata.detect_from_dataframes({"t": r.reset_index(drop=True)})
+            columns = detected.to_dict()["tables"]["t"]["columns"]
+            report = QualityReport()
+            report.generate(r.reset_index(drop=True), s.reset_index(drop=True),
+                            {"columns": columns}, verbose=False)  # fmt: skip
+            plain = float(report.get_score())
+    except Exception as exc:  # a referee's failure is reported, never gated
+        error = f"{type(exc).__name__}: {exc}"[:300]
+        columns = {}
+    scored = {"numerical": "numerical", "datetime": "datetime", "categorical": "categorical",
+              "boolean": "categorical"}  # fmt: skip
+    theirs = {c: scored[v["sdtype"]] for c, v in columns.items() if v["sdtype"] in scored}
+    extra = sorted(set(theirs) - set(ours_types))
+    missing = sorted(set(ours_types) - set(theirs))
+    retyped = sorted(c for c in set(theirs) & set(ours_types) if theirs[c] != ours_types[c])
+    if error:
+        notes.append(f"SDMetrics' QualityReport could not run: {error}")
+    else:
+        sub = f" (seeded {max_rows:,}-row subsample)" if len(real) > max_rows else ""
+        notes.append(f"SDMetrics QualityReport, plain{sub}: {plain:.3f} on {len(theirs)} columns "
+                     "with SDV's auto-detected metadata.")  # fmt: skip
+    if extra:
+        why = ", ".join(f"{c} ({not_scored.get(c, 'not modelled')})" for c in extra)
+        notes.append(f"It also scores columns the gate leaves out: {why}.")
+    if missing:
+        notes.append(f"It skips columns the gate scores (SDV typed them id/PII/text): "
+                     f"{', '.join(missing)}.")  # fmt: skip
+    if retyped:
+        notes.append(f"It types these columns differently from the gate: {', '.join(retyped)} "
+                     "(e.g. few whole numbers: categorical for the gate).")  # fmt: skip
+    notes.append(f"Same columns and types as the gate, SDMetrics' own binning (each table "
+                 f"binned on its own range for numeric x categorical pairs): {same:.3f}.")  # fmt: skip
+    notes.append(f"Gate: {gate:.3f}. It bins both tables on the real data's edges (a synthetic "
+                 "table whose extremes differ from the real ones is not shifted bin by bin), "
+                 "and scores a column the candidate leaves empty as 0. Both count a pair only "
+                 "where the real data shows a trend (SDMetrics >= 0.27).")  # fmt: skip
+    return QualityReportComparison(plain=plain, same_columns=float(same), gate=float(gate),
+                                   rows=min(len(real), max_rows), notes=notes, error=error)  # fmt: skip
