@@ -129,8 +129,10 @@ def _independent_nulls(n: int, seed: int) -> pd.DataFrame:
     })  # fmt: skip
     for i, c in enumerate(out.columns):
         mask = rng.random(n) < (0.1, 0.6, 0.3, 0.2, 0.15, 0.4, 0.25)[i]
-        out[c] = out[c].astype(object).where(~mask, None) if c in ("flag", "mostly_one") else (
-            out[c].mask(mask)
+        out[c] = (
+            out[c].astype(object).where(~mask, None)
+            if c in ("flag", "mostly_one")
+            else (out[c].mask(mask))
         )
     out["flag"] = out["flag"].astype("boolean")
     return out
@@ -189,8 +191,8 @@ def referee_sdtypes(real: pd.DataFrame) -> dict[str, str]:
     out = {}
     for c, info in detected.items():
         t = info["sdtype"]
-        out[c] = t if t in ("numerical", "datetime", "categorical", "boolean", "id") else (
-            "categorical"
+        out[c] = (
+            t if t in ("numerical", "datetime", "categorical", "boolean", "id") else ("categorical")
         )
     return out
 
@@ -277,7 +279,9 @@ def _mostly_available() -> bool:
     return probe.returncode == 0
 
 
-def _run_method(method: str, train: pd.DataFrame, rows: int, tmp: Path) -> tuple[dict, pd.DataFrame]:
+def _run_method(
+    method: str, train: pd.DataFrame, rows: int, tmp: Path
+) -> tuple[dict, pd.DataFrame]:
     train_path, out_path = tmp / "train.parquet", tmp / f"{method}.parquet"
     train.to_parquet(train_path)
     if method == "mostlyai_engine":
@@ -394,8 +398,10 @@ def bench_quality(quick: bool) -> str:
     if "mostlyai_engine" not in methods:
         notes.append(f"mostlyai_engine: skipped (no `mostlyai-engine` at {MOSTLY_PYTHON}).")
     else:
-        notes.append(f"mostlyai_engine: TabularARGN, `max_training_time={MOSTLY_MINUTES}` "
-                     "minutes, CPU, its own venv (torch 2.13.0 CPU).")
+        notes.append(
+            f"mostlyai_engine: TabularARGN, `max_training_time={MOSTLY_MINUTES}` "
+            "minutes, CPU, its own venv (torch 2.13.0 CPU)."
+        )
     return write_result("quality", "Synthesis quality: ours vs hand-fitted SDV", table, notes,
                         quick)  # fmt: skip
 

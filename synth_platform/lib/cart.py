@@ -93,7 +93,9 @@ class _Donors:
     values: np.ndarray  # donor values grouped by leaf
     bandwidth: np.ndarray  # dense leaf -> smoothing bandwidth (0: none)
 
-    def draw(self, x: np.ndarray | None, rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
+    def draw(
+        self, x: np.ndarray | None, rng: np.random.Generator, n: int
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Donor values for ``n`` synthetic rows with predictors ``x``, and their leaves."""
         if self.tree is None:
             leaves = np.zeros(n, dtype=np.int64)
@@ -251,7 +253,9 @@ class CartSynthesizer:
             raise ValueError(f"columns {missing} are not in the training data")
         self._columns = {c: self._profile(c, frame[c]) for c in self.sdtypes}
         order = self.visit_order or self._default_order()
-        unknown = [c for c in order if self._columns.get(c) is None or self._columns[c].kind == "id"]
+        unknown = [
+            c for c in order if self._columns.get(c) is None or self._columns[c].kind == "id"
+        ]
         if unknown:
             raise ValueError(f"visit_order names columns that are not modelled: {unknown}")
         modelled = [c for c, col in self._columns.items() if col.kind != "id"]

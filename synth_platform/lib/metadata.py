@@ -125,9 +125,7 @@ def derive_sdtypes(*, data: pd.DataFrame, model: ModelSpec) -> dict[str, str]:
             out[c] = model.spec.sdtypes[c]
         elif c == model.primary_key:
             out[c] = "id"
-        elif c in model.accepted_values:
-            out[c] = "categorical"
-        elif value_kind(s) == "numerical" and is_code_column(s):
+        elif c in model.accepted_values or value_kind(s) == "numerical" and is_code_column(s):
             out[c] = "categorical"
         elif value_kind(s) != "text":
             out[c] = value_kind(s)

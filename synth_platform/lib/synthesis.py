@@ -109,15 +109,14 @@ def check_scalable(*, table: str, spec: TableSpec, rows: int) -> None:
     params = spec.parameters
     dists = [params.get("default_distribution")]
     dists += list((params.get("numerical_distributions") or {}).values())
-    if spec.synthesizer in ("gaussian_copula", "copulagan") and "gaussian_kde" in dists:
-        if rows > KDE_MAX_ROWS:
-            raise TrainingError(
-                f"table '{table}': `gaussian_kde` is refused above {KDE_MAX_ROWS:,} training "
-                f"rows ({rows:,} here): its fit and sampling grow with rows squared and would "
-                "run for hours. Use the default `synthesizer: cart` (non-parametric per "
-                "column, fits in seconds at a million rows), or a parametric "
-                "`default_distribution` such as `beta` or `truncnorm`."
-            )
+    copula = spec.synthesizer in ("gaussian_copula", "copulagan")
+    if copula and "gaussian_kde" in dists and rows > KDE_MAX_ROWS:
+        raise TrainingError(
+            f"table '{table}': `gaussian_kde` is refused above {KDE_MAX_ROWS:,} training "
+            f"rows ({rows:,} here): its fit and sampling grow with rows squared and would "
+            "run for hours. Use the default `synthesizer: cart` (non-parametric, linear "
+            "in rows), or a parametric `default_distribution` such as `beta` or `truncnorm`."
+        )
 
 
 def _sdtypes(sdv_metadata: dict, table: str) -> tuple[dict[str, str], str | None]:

@@ -22,7 +22,7 @@ from tests.example import REFRESH_JOB, example_definitions
 from tests.planted import LeakySynthesizer, NoiseSynthesizer
 
 TABLES = ("accounts", "customers", "transactions")
-SCALE = 0.3  # 300 customers, ~540 accounts, ~4.5k transactions
+SCALE = 0.5  # 500 customers, ~900 accounts, ~7.5k transactions
 # The demo's tables form one group (dbt `relationships` tests): its steps run together.
 GROUP_STEPS = [f"{t}_{step}" for t in TABLES for step in ("synthetic", "published")]
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import pickle
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -180,3 +178,16 @@ def test_default_leaf_grows_with_the_table() -> None:
     assert default_min_leaf(100) == 20
     assert default_min_leaf(160_000) == 20
     assert default_min_leaf(1_000_000) == 50
+
+
+def test_gaussian_kde_is_refused_above_its_size_with_advice() -> None:
+    from synth_platform.lib.errors import TrainingError
+    from synth_platform.lib.specs import TableSpec
+    from synth_platform.lib.synthesis import KDE_MAX_ROWS, check_scalable
+
+    kde = TableSpec(synthesizer="gaussian_copula",
+                    parameters={"numerical_distributions": {"x": "gaussian_kde"}})  # fmt: skip
+    check_scalable(table="t", spec=kde, rows=KDE_MAX_ROWS)
+    with pytest.raises(TrainingError, match=r"table 't'.*gaussian_kde.*2,000.*synthesizer: cart"):
+        check_scalable(table="t", spec=kde, rows=KDE_MAX_ROWS + 1)
+    check_scalable(table="t", spec=TableSpec(), rows=10**7)  # the default scales
