@@ -56,6 +56,17 @@ def test_every_opted_in_table_is_published_with_all_checks_passed(env):
         for kind in ("fidelity", "privacy", "validity"):
             assert evals[f"{t}_{kind}"] is True, (t, kind)
         assert latest_version(env["home"].public_dir, t) == "v000001"
+    # Each fidelity check shows SDMetrics' plain QualityReport beside the gate, and why.
+    checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
+    for t in TABLES:
+        shown = checks[f"{t}_fidelity"].metadata
+        assert 0 < shown["sdmetrics_quality_report"].value <= 1
+        assert 0 < shown["sdmetrics_quality_report_gate_columns"].value <= 1
+        why = shown["vs_sdmetrics_quality_report"].value
+        assert "SDMetrics QualityReport, plain" in why and "binning" in why
+    assert "faked PII" in checks["customers_fidelity"].metadata["vs_sdmetrics_quality_report"].value
+    transactions = checks["transactions_fidelity"].metadata
+    assert transactions["utility_real_score"].value > 0  # beside the ratio
     with connect(env["home"].public_dir) as con:
         counts = dict(con.sql("select table_name, rows from releases where is_latest").fetchall())
         assert set(counts) == set(TABLES)

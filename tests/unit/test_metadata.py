@@ -37,6 +37,22 @@ def test_free_text_column_must_be_declared_rather_than_memorised():
         derive_metadata(data=_frame(), model=_model())
 
 
+def test_few_whole_numbers_are_categorical_as_sdv_detects_them():
+    rng = np.random.default_rng(1)
+    frame = _frame().assign(
+        children=rng.integers(0, 6, 300),  # 6 whole values: a small count
+        rating=rng.integers(1, 6, 300).astype(float),  # whole floats, 5 values
+        visits=rng.integers(0, 40, 300),  # 40 values: a number
+        share=rng.choice([0.25, 0.5, 0.75], 300),  # few values, not whole: a number
+    )
+    meta, _ = derive_metadata(data=frame, model=_model(pii={"mail": "email"}))
+    assert {"children", "rating"} <= set(meta.categorical)
+    assert {"visits", "share", "x"} <= set(meta.numeric)
+    # Too few rows to tell (SDV's rule: at most rows / 10 levels): numbers stay numbers.
+    small, _ = derive_metadata(data=frame.head(30), model=_model(pii={"mail": "email"}))
+    assert "children" in small.numeric
+
+
 def test_sdtype_override_wins():
     meta, _ = derive_metadata(data=_frame(), model=_model(pii={"mail": "email"},
                                                           sdtypes={"x": "categorical"}))  # fmt: skip
