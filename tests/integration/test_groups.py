@@ -30,8 +30,8 @@ def hma(tmp_path_factory):
     yml.write_text(yaml.safe_dump(doc))
     yml = project / "models" / "marts" / "accounts.yml"
     doc = yaml.safe_load(yml.read_text())
-    # `auto` would choose independent (accounts asks for gaussian_kde, which HMA refuses):
-    # ask for HMA, with the thresholds its measured demo quality meets (README: HMA gives
+    # `auto` would choose independent (the tables use the default `cart` synthesizer; HMA's
+    # per-table models are Gaussian copulas): ask for HMA, with the thresholds its measured demo quality meets (README: HMA gives
     # cardinality ~0.76, accounts fidelity ~0.63 and a balance shape of ~0.43 here, against
     # 0.99, 0.91 and 0.8+ with the independent strategy).
     doc["models"][0]["config"]["meta"]["synthetic"].update(

@@ -22,7 +22,8 @@ from tests.example import REFRESH_JOB, example_definitions
 from tests.planted import LeakySynthesizer, NoiseSynthesizer
 
 TABLES = ("accounts", "customers", "transactions")
-SCALE = 0.5  # 500 customers, ~900 accounts, ~7.5k transactions
+SCALE = 0.5  # 500 customers, ~900 accounts, ~7.5k transactions (at 300 the DCR share of
+# 57 holdout rows is too noisy for any synthesizer that learns from its training rows: README)
 # The demo's tables form one group (dbt `relationships` tests): its steps run together.
 GROUP_STEPS = [f"{t}_{step}" for t in TABLES for step in ("synthetic", "published")]
 
@@ -189,7 +190,7 @@ def test_every_gate_metric_reaches_the_manifest_with_its_threshold(env):
         (env["home"].public_dir / "customers" / "v000001" / "manifest.json").read_text()
     )
     metrics = {k: v["metrics"] for k, v in manifest["scores"].items()}
-    assert metrics["fidelity"]["overall"]["threshold"] == 0.75  # from the dbt meta
+    assert metrics["fidelity"]["overall"]["threshold"] == 0.80  # the default: no lowered bar
     assert metrics["fidelity"]["utility"]["threshold"] is None  # reported: customers has a target
     assert metrics["fidelity"]["utility"]["value"] > 0
     assert metrics["privacy"]["exact_copies_train"] == {
