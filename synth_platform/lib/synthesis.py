@@ -47,13 +47,15 @@ def _sdv_class(name: str) -> type:
     }[name]
 
 
-def seed_everything(seed: int) -> None:
-    """Seed every RNG the SDV models draw from (Python, NumPy, torch)."""
+def seed_everything(seed: int, *, torch: bool = True) -> None:
+    """Seed every RNG the SDV models draw from (Python, NumPy and, unless ``torch=False``,
+    torch: importing it costs ~300 MiB, which the CART synthesizer does not need)."""
     random.seed(seed)
     np.random.seed(seed % 2**32)
-    import torch
+    if torch:
+        import torch as _torch
 
-    torch.manual_seed(seed)
+        _torch.manual_seed(seed)
 
 
 @dataclass(frozen=True)
@@ -136,7 +138,7 @@ def fit_synthesizer(
     """
     check_scalable(table=metadata.table, spec=spec, rows=len(train))
     data = model_frame(train[list(metadata.modelled)])
-    seed_everything(spec.seed)
+    seed_everything(spec.seed, torch=spec.synthesizer != "cart")
     try:
         if spec.synthesizer == "cart":
             from synth_platform.lib.cart import CartSynthesizer
