@@ -182,8 +182,9 @@ def synthesizer_asset(model: ModelSpec, *, wiring: Wiring) -> dg.AssetsDefinitio
     @dg.asset(
         key=dg.AssetKey(f"{t}_synthesizer"), deps=[dg.AssetKey(f"{t}_split")],
         group_name=wiring.group,
-        kinds={"sdv", "mlflow"}, tags={"synth_platform/table": t},
-        description=f"SDV `{model.spec.synthesizer}` fitted on `{t}` training rows; one MLflow "
+        kinds={"scikitlearn" if model.spec.synthesizer == "cart" else "sdv", "mlflow"},
+        tags={"synth_platform/table": t},
+        description=f"`{model.spec.synthesizer}` synthesizer fitted on `{t}` training rows; one MLflow "
         "run per fit with the model registered.",
     )  # fmt: skip
     def synthesizer(
