@@ -18,12 +18,10 @@ Privacy safeguards, as in synthpop:
   replayed. Point masses (values repeated in at least :data:`POINT_MASS_SHARE` of the rows,
   such as the zeros of a zero-inflated amount) and the values of discrete integer columns are
   donated exactly: they are shared by many rows and carry no individual signal.
-* **No unique training row is replayed**: a sampled row equal, on every modelled column, to a
-  training row that occurs only once is drawn again (up to :data:`REDRAWS` rounds), as
-  synthpop's ``sdc`` removes replicated uniques. A row shared by several training rows (a
-  common cell of categories and point masses, such as "grade A, no debt, no fees") is kept:
-  redrawing those would distort the distribution, and it singles nobody out. The privacy
-  gate still counts every exact copy on its own (``exact_copies``).
+* **No training row is replayed**: a sampled row equal to a training row on every modelled
+  column (a combination of categories and point masses, say) is drawn again (up to
+  :data:`REDRAWS` rounds), as synthpop's ``sdc`` removes replicated records; the privacy gate
+  still counts exact copies on its own.
 * Values never leave the training range (SDV's ``enforce_min_max_values``; smoothing noise is
   reflected at the bounds rather than clipped onto the real extremes), integer columns stay
   integers, and datetimes keep their resolution (dates stay dates).
@@ -286,8 +284,7 @@ class CartSynthesizer:
             tree = self._tree(DecisionTreeRegressor, xk, yk, leaf)
             self._value_models[name] = _donors(tree, xk, yk, smooth=smooth)
         self._key_template = self._key_format(frame)
-        hashes, counts = np.unique(self._row_hashes(encoded), return_counts=True)
-        self._train_hashes = hashes[counts == 1]  # unique training rows: never replayed
+        self._train_hashes = np.unique(self._row_hashes(encoded))
         self._fitted = True
         self.reset_sampling()
 
