@@ -59,7 +59,9 @@ class SyntheticTwinsComponent(dg.Component, dg.Model, dg.Resolvable):
     )
     expectations_dir: str | None = Field(
         default=None,
-        description="Great Expectations suites (<table>.<kind>.json); default <home>/expectations.",
+        description="Folder of your hand-written Great Expectations suites (<table>.<kind>.json, "
+        "used as written); the others are generated from the current real rows at each "
+        "refresh into <home>/private/suites.",
     )
     mlflow_tracking_uri: str | None = Field(
         default=None,

@@ -160,7 +160,9 @@ def build_synthetic_definitions(
         warehouse_path: Read this DuckDB file instead of the dbt profile's warehouse.
         warehouse_attach: Databases to attach with `warehouse_path` (dbt-duckdb `attach:`).
         public_dir: Public store (default `<home>/public`): the only folder consumers get.
-        expectations_dir: Great Expectations suites (default `<home>/expectations`).
+        expectations_dir: Your hand-written Great Expectations suites (`<table>.<kind>.json`,
+            used as written); every other suite is generated into `<home>/private/suites`
+            from the current real rows at each refresh (default: none hand-written).
         mlflow_tracking_uri: MLflow store (default: SQLite under `<home>/mlflow`).
         mlflow_ui_url: Base URL of the MLflow UI, for the links shown in Dagster.
         keep_releases: Releases kept per table (default: all).
@@ -254,9 +256,9 @@ def build_synthetic_definitions(
         resources={
             "synth": SynthHomeResource(
                 root=str(root),
-                expectations_dir=str(
-                    Path(expectations_dir).resolve() if expectations_dir else root / "expectations"
-                ),
+                expectations_dir=str(Path(expectations_dir).resolve())
+                if expectations_dir
+                else None,
                 public_dir=str(state.public_dir),
                 keep_releases=keep_releases,
             ),

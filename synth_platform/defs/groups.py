@@ -13,6 +13,7 @@ import dagster as dg
 
 from synth_platform.defs.resources import MlflowResource, SynthHomeResource
 from synth_platform.defs.tables import (
+    RefreshConfig,
     Wiring,
     _md_table,
     candidate_metadata,
@@ -22,8 +23,10 @@ from synth_platform.defs.tables import (
     release_metadata,
     run_tags,
     split_asset,
+    unchanged_observation,
 )
 from synth_platform.lib import group as G
+from synth_platform.lib import lifecycle, refresh
 from synth_platform.lib.multitable import TableGroup
 from synth_platform.lib.specs import ModelSpec
 
@@ -50,22 +53,43 @@ def group_definitions(
 
     @dg.asset(
         key=synth_key, deps=[dg.AssetKey(f"{t}_split") for t in group.tables],
-        group_name=dagster_group, kinds={"sdv", "mlflow"}, tags=tags,
+        group_name=dagster_group, kinds={"sdv", "mlflow"}, tags=tags, output_required=False,
+        code_version="-".join(refresh.asset_code_version(models[t]) for t in group.tables),
         description=f"Synthesizer of group `{group.name}` ({', '.join(group.tables)}; {rels}): "
         "SDV HMA where it accepts the schema and the row budget, else one synthesizer per "
-        "table with children re-keyed to synthetic parents (`meta.synthetic.multi_table`).",
+        "table with children re-keyed to synthetic parents (`meta.synthetic.multi_table`). "
+        "Skipped (with everything downstream) when every table's source, spec, suites and "
+        "code are those of its latest release; one changed table refreshes the group.",
     )  # fmt: skip
     def synthesizer(
-        context: dg.AssetExecutionContext, synth: SynthHomeResource, synth_mlflow: MlflowResource
-    ) -> dg.MaterializeResult:
+        context: dg.AssetExecutionContext,
+        config: RefreshConfig,
+        synth: SynthHomeResource,
+        synth_mlflow: MlflowResource,
+    ):
+        home = synth.home.ensure()
+        inputs = {
+            t: lifecycle.table_refresh_inputs(
+                home=home, model=models[t], expectations_dir=synth.suites
+            )
+            for t in group.tables
+        }
+        same = refresh.unchanged_group(
+            home.public_dir, {t: refresh.refresh_key(i) for t, i in inputs.items()}
+        )
+        if same is not None and not config.force:
+            yield unchanged_observation(context, synth_key, list(same.values()))
+            return
         r = G.train_group(
-            home=synth.home.ensure(),
+            home=home,
             group=group,
             models=models,
             tracking_uri=synth_mlflow.tracking_uri,
             run_tags=run_tags(context, synth_key.to_user_string()),
+            refresh_inputs=inputs,
+            progress=context.log.info,
         )
-        return dg.MaterializeResult(
+        yield dg.MaterializeResult(
             metadata={
                 "strategy": r.strategy,
                 "strategy_reason": r.reason,
@@ -97,6 +121,7 @@ def group_definitions(
                 kinds={"parquet"},
                 tags={**tags, "synth_platform/table": t},
                 metadata={"dagster/column_schema": column_schema(models[t])},
+                code_version=refresh.asset_code_version(models[t]),
                 description=f"Seeded synthetic `{t}` sampled with its group `{group.name}`: "
                 "every foreign key points at a synthetic parent row. Private until every "
                 "blocking check of the group passes.",
@@ -105,8 +130,10 @@ def group_definitions(
         ],
         can_subset=False,
     )
-    def synthetic(synth: SynthHomeResource):
-        out = G.sample_group(home=synth.home.ensure(), group=group, models=models)
+    def synthetic(context: dg.AssetExecutionContext, synth: SynthHomeResource):
+        out = G.sample_group(
+            home=synth.home.ensure(), group=group, models=models, progress=context.log.info
+        )
         for t in group.tables:
             yield dg.MaterializeResult(
                 asset_key=f"{t}_synthetic", metadata=candidate_metadata(models[t], out[t])
@@ -129,6 +156,7 @@ def group_definitions(
                 kinds={"parquet", "duckdb"},
                 tags={**tags, "synth_platform/table": t},
                 metadata={"dagster/column_schema": column_schema(models[t])},
+                code_version=refresh.asset_code_version(models[t]),
                 description=f"Published synthetic `{t}`, released together with the rest of "
                 f"group `{group.name}` in one atomic commit, only when every blocking check of "
                 "every table of the group passed.",
@@ -167,7 +195,7 @@ def _group_check(
     def check(synth: SynthHomeResource, synth_mlflow: MlflowResource) -> dg.AssetCheckResult:
         r = G.evaluate_group_gate(
             home=synth.home.ensure(), group=group, models=models, table=table, kind=kind,
-            expectations_dir=synth.expectations_dir, tracking_uri=synth_mlflow.tracking_uri,
+            expectations_dir=synth.suites, tracking_uri=synth_mlflow.tracking_uri,
         )  # fmt: skip
         metadata = {
             "score": dg.MetadataValue.float(r.score),

@@ -20,9 +20,11 @@ class SynthHomeResource(dg.ConfigurableResource):
     """Where synth_platform keeps its state, and the project-level settings of the gates."""
 
     root: str = Field(description="State home: private zone, MLflow store, public store.")
-    expectations_dir: str = Field(
-        description="Directory of the Great Expectations suites (<table>.<kind>.json): "
-        "generated from a profile of the real data when missing, editable by hand.",
+    expectations_dir: str | None = Field(
+        default=None,
+        description="Folder of your hand-written Great Expectations suites "
+        "(<table>.<kind>.json), used as written. A table's other suites are generated under "
+        "<root>/private/suites from the current real rows at each refresh.",
     )
     public_dir: str | None = Field(
         default=None,
@@ -31,6 +33,11 @@ class SynthHomeResource(dg.ConfigurableResource):
     keep_releases: int | None = Field(
         default=None, ge=1, description="Releases kept per table (None keeps all)."
     )
+
+    @property
+    def suites(self) -> Path | None:
+        """The hand-written suites folder, if any."""
+        return Path(self.expectations_dir) if self.expectations_dir else None
 
     @property
     def home(self) -> SynthHome:

@@ -11,7 +11,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from synth_platform.defs.resources import MlflowResource, SynthHomeResource, WarehouseResource
-from synth_platform.lib import lifecycle
+from synth_platform.lib import lifecycle, refresh
 from synth_platform.lib.expectations import GATE_KINDS
 from synth_platform.lib.publish import Release
 from synth_platform.lib.specs import ModelSpec
@@ -143,7 +143,7 @@ def split_asset(
 
     @dg.asset(
         key=dg.AssetKey(f"{t}_split"), deps=deps, group_name=wiring.group,
-        kinds={"duckdb", "parquet"}, pool=wiring.pool,
+        kinds={"duckdb", "parquet"}, pool=wiring.pool, code_version=refresh.asset_code_version(model),
         tags={"synth_platform/table": t, **dict(wiring.tags)},
         description=f"Seeded, stable train/holdout split of `{t}` (private; holdout never "
         f"trains).{follows}",
@@ -166,6 +166,9 @@ def split_asset(
                 "train_rows": r.train_rows,
                 "holdout_rows": r.holdout_rows,
                 "source_fingerprint": r.source_fingerprint,
+                "split": "kept: same source, spec and code as the last split"
+                if r.unchanged
+                else "written",
                 "columns": _md_table(kinds),
                 "dagster/row_count": r.train_rows + r.holdout_rows,
             },
@@ -175,28 +178,72 @@ def split_asset(
     return split
 
 
+class RefreshConfig(dg.Config):
+    """Run config of a synthesizer step (launchpad: `ops: {<t>_synthesizer: {config: ...}}`)."""
+
+    force: bool = False
+    """Refit, resample and republish even when nothing changed since the latest release."""
+
+
+def unchanged_observation(
+    context: dg.AssetExecutionContext, key: dg.AssetKey, unchanged: list[refresh.Unchanged]
+) -> dg.AssetObservation:
+    """What a skipped refresh records: the run log line and an observation on the asset."""
+    line = refresh.describe(unchanged)
+    context.log.info(
+        f"Unchanged, so nothing is refitted, resampled or republished: {line}. "
+        "Downstream steps are skipped. (Set `force: true` in this step's config to refresh anyway.)"
+    )
+    return dg.AssetObservation(
+        asset_key=key,
+        metadata={
+            "refresh": "skipped: unchanged since the latest release",
+            "unchanged": dg.MetadataValue.md(
+                "\n".join(f"- {refresh.describe([u])}" for u in unchanged)
+            ),
+            "refresh_keys": dg.MetadataValue.json({u.table: u.refresh_key for u in unchanged}),
+        },
+    )
+
+
 def synthesizer_asset(model: ModelSpec, *, wiring: Wiring) -> dg.AssetsDefinition:
-    """`<t>_synthesizer`: the single-table SDV fit, one MLflow run."""
+    """`<t>_synthesizer`: the single-table fit, one MLflow run; no materialization (and every
+    downstream step skipped) when the latest release was made from the same inputs."""
     t = model.name
+    key = dg.AssetKey(f"{t}_synthesizer")
 
     @dg.asset(
-        key=dg.AssetKey(f"{t}_synthesizer"), deps=[dg.AssetKey(f"{t}_split")],
-        group_name=wiring.group,
+        key=key, deps=[dg.AssetKey(f"{t}_split")], group_name=wiring.group,
         kinds={"scikitlearn" if model.spec.synthesizer == "cart" else "sdv", "mlflow"},
-        tags={"synth_platform/table": t},
-        description=f"`{model.spec.synthesizer}` synthesizer fitted on `{t}` training rows; one MLflow "
-        "run per fit with the model registered.",
+        tags={"synth_platform/table": t}, code_version=refresh.asset_code_version(model),
+        output_required=False,
+        description=f"`{model.spec.synthesizer}` synthesizer fitted on `{t}` training rows; one "
+        "MLflow run per fit with the model registered. Skipped (with everything downstream) "
+        "when source, spec, suites and code are those of the latest release.",
     )  # fmt: skip
     def synthesizer(
-        context: dg.AssetExecutionContext, synth: SynthHomeResource, synth_mlflow: MlflowResource
-    ) -> dg.MaterializeResult:
+        context: dg.AssetExecutionContext,
+        config: RefreshConfig,
+        synth: SynthHomeResource,
+        synth_mlflow: MlflowResource,
+    ):
+        home = synth.home.ensure()
+        inputs = lifecycle.table_refresh_inputs(
+            home=home, model=model, expectations_dir=synth.suites
+        )
+        same = refresh.unchanged_release(home.public_dir, t, refresh.refresh_key(inputs))
+        if same is not None and not config.force:
+            yield unchanged_observation(context, key, [same])
+            return
         r = lifecycle.train_table(
-            home=synth.home.ensure(),
+            home=home,
             model=model,
             tracking_uri=synth_mlflow.tracking_uri,
             run_tags=run_tags(context, f"{t}_synthesizer"),
+            refresh_inputs=inputs,
+            progress=context.log.info,
         )
-        return dg.MaterializeResult(
+        yield dg.MaterializeResult(
             metadata={
                 "mlflow_run": dg.MetadataValue.url(synth_mlflow.run_url(r.experiment_id, r.run_id)),
                 "mlflow_run_id": r.run_id,
@@ -206,7 +253,9 @@ def synthesizer_asset(model: ModelSpec, *, wiring: Wiring) -> dg.AssetsDefinitio
                 "fit_seconds": round(r.fit_seconds, 3),
                 "train_rows": r.rows,
                 "source_fingerprint": r.source_fingerprint,
-            }
+                "refresh_key": r.refresh_key or "",
+            },
+            data_version=dg.DataVersion(r.refresh_key[:16]) if r.refresh_key else None,
         )
 
     return synthesizer
@@ -233,11 +282,14 @@ def synthetic_asset(model: ModelSpec, *, wiring: Wiring) -> dg.AssetsDefinition:
         key=dg.AssetKey(f"{t}_synthetic"), deps=[dg.AssetKey(f"{t}_synthesizer")],
         group_name=wiring.group, kinds={"parquet"}, tags={"synth_platform/table": t},
         metadata={"dagster/column_schema": column_schema(model)},
+        code_version=refresh.asset_code_version(model),
         description=f"Seeded synthetic sample of `{t}`, written in batches: a private "
         "candidate until every blocking check passes.",
     )  # fmt: skip
-    def synthetic(synth: SynthHomeResource) -> dg.MaterializeResult:
-        r = lifecycle.sample_table(home=synth.home.ensure(), model=model)
+    def synthetic(
+        context: dg.AssetExecutionContext, synth: SynthHomeResource
+    ) -> dg.MaterializeResult:
+        r = lifecycle.sample_table(home=synth.home.ensure(), model=model, progress=context.log.info)
         return dg.MaterializeResult(metadata=candidate_metadata(model, r))
 
     return synthetic
@@ -259,7 +311,7 @@ def gate_checks(model: ModelSpec) -> list[dg.AssetChecksDefinition]:
                 home=home,
                 model=model,
                 kind=kind,
-                expectations_dir=synth.expectations_dir,
+                expectations_dir=synth.suites,
                 tracking_uri=synth_mlflow.tracking_uri,
             )
             metadata = {
@@ -348,6 +400,7 @@ def published_asset(model: ModelSpec, *, wiring: Wiring) -> dg.AssetsDefinition:
         key=dg.AssetKey(f"{t}_published"), deps=[dg.AssetKey(f"{t}_synthetic")],
         group_name=wiring.group, kinds={"parquet", "duckdb"}, tags={"synth_platform/table": t},
         metadata={"dagster/column_schema": column_schema(model)},
+        code_version=refresh.asset_code_version(model),
         description=f"Published synthetic `{t}`: a versioned, immutable release in the public "
         "store, written only when every blocking check on the candidate passed.",
     )  # fmt: skip

@@ -37,6 +37,7 @@ MLflow model and the group re-keying use it unchanged.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -243,9 +244,17 @@ class CartSynthesizer:
         rest = [c for c, col in self._columns.items() if col.kind in ("numerical", "datetime")]
         return cats + rest
 
-    def fit(self, data: pd.DataFrame | dict[str, pd.DataFrame]) -> None:
-        """Fit the trees on the training rows (a frame, or ``{table: frame}`` as SDV takes)."""
+    def fit(
+        self,
+        data: pd.DataFrame | dict[str, pd.DataFrame],
+        *,
+        progress: Callable[[str], None] | None = None,
+    ) -> None:
+        """Fit the trees on the training rows (a frame, or ``{table: frame}`` as SDV takes);
+        ``progress`` receives a line (columns fitted, percent, rate) every few seconds."""
         from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
+
+        from synth_platform.lib.progress import Meter
 
         frame = data[self.table] if isinstance(data, dict) else data
         missing = [c for c in self.sdtypes if c not in frame.columns]
@@ -263,7 +272,12 @@ class CartSynthesizer:
         n = len(frame)
         leaf = self.min_samples_leaf or default_min_leaf(n)
         encoded = {c: self._encode(self._columns[c], frame[c]) for c in self._order}
+        meter = Meter(
+            progress, stage=f"fit {self.table} ({n:,} rows)", total=len(self._order), unit="columns"
+        )
         for i, name in enumerate(self._order):
+            if i:
+                meter.set(i)
             col = self._columns[name]
             x = np.column_stack([encoded[c] for c in self._order[:i]]) if i else None
             y = encoded[name]
@@ -283,6 +297,7 @@ class CartSynthesizer:
             smooth = ~np.isin(yk, col.point_masses) if col.smooth else None
             tree = self._tree(DecisionTreeRegressor, xk, yk, leaf)
             self._value_models[name] = _donors(tree, xk, yk, smooth=smooth)
+        meter.set(len(self._order))
         self._key_template = self._key_format(frame)
         self._train_hashes = np.unique(self._row_hashes(encoded))
         self._fitted = True

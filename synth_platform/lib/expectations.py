@@ -1,7 +1,8 @@
 """Great Expectations 1.x suites for the three blocking gates.
 
-One JSON file per table and kind under `expectations/` (`<table>.<kind>.json`), generated from a
-profile of the real data when missing and editable by hand:
+One JSON file per table and kind (`<table>.<kind>.json`): hand-written in the user's suites
+folder (used as written), else generated for each refresh into the home's private zone from the
+thresholds and a profile of the current real rows (:func:`ensure_suites`):
 
 - `fidelity`, `privacy` and `diagnostic` suites hold standard expectations over a one-row
   metric table computed by the project's vectorised engine (`lib.evaluation`); each gated
@@ -218,16 +219,23 @@ def validity_suite(
 
 def ensure_suites(
     *,
-    directory: Path,
+    directory: Path | None,
+    generated: Path,
     table: str,
     real: pd.DataFrame,
     metadata: TableMetadata,
     thresholds: Thresholds,
     not_null: frozenset[str] = frozenset(),
 ) -> dict[SuiteKind, Path]:
-    """Write each missing suite from a profile of the real rows; keep existing ones as they are."""
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
+    """The table's suite of each kind: the hand-written one, or one generated for this refresh.
+
+    A suite the user wrote (``<directory>/<table>.<kind>.json``) is used exactly as written.
+    Every other suite is (re)generated under ``generated`` (the home's private zone: validity
+    suites quote real values) from the thresholds and a profile of the current real rows, and
+    rewritten whenever that profile changes, so its ranges and categories follow a growing
+    source instead of freezing the first run's. To take over a generated suite, copy it into
+    ``directory`` and edit it there.
+    """
     builders = {
         "fidelity": lambda: _metric_suite(table, "fidelity", FIDELITY_METRICS, thresholds),
         "privacy": lambda: _metric_suite(table, "privacy", PRIVACY_METRICS, thresholds),
@@ -238,14 +246,28 @@ def ensure_suites(
     }
     paths: dict[SuiteKind, Path] = {}
     for kind in SUITE_KINDS:
-        path = suite_path(directory, table, kind)
-        if not path.exists():
-            tmp = locks.temp_path(path)  # unique: concurrent gates may write the suite at once
-            with locks.removed_on_error(tmp):
-                tmp.write_text(json.dumps(builders[kind](), indent=2, default=str) + "\n")
-                tmp.replace(path)
-        paths[kind] = path
+        own = suite_path(Path(directory), table, kind) if directory is not None else None
+        if own is not None and own.exists():
+            paths[kind] = own
+            continue
+        paths[kind] = write_generated(
+            suite_path(Path(generated), table, kind),
+            json.dumps(builders[kind](), indent=2, default=str) + "\n",
+        )
     return paths
+
+
+def write_generated(path: Path, text: str) -> Path:
+    """Write a generated suite unless the file already holds exactly ``text`` (atomically:
+    concurrent gates may write the same suite at once)."""
+    if path.exists() and path.read_text() == text:
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = locks.temp_path(path)
+    with locks.removed_on_error(tmp):
+        tmp.write_text(text)
+        tmp.replace(path)
+    return path
 
 
 #: Metric suites by kind: metric column -> (threshold field, bound).

@@ -43,7 +43,7 @@ import pyarrow.parquet as pq
 
 from synth_platform.lib import expectations as gx_suites
 from synth_platform.lib import lifecycle, locks
-from synth_platform.lib.errors import GateFailedError, SourceError, SpecError
+from synth_platform.lib.errors import GateFailedError, ProjectError, SourceError, SpecError
 from synth_platform.lib.home import SynthHome
 from synth_platform.lib.identifiers import safe_identifier
 from synth_platform.lib.multitable import (
@@ -60,7 +60,9 @@ from synth_platform.lib.multitable import (
     sample_hma,
     sdv_multi_metadata,
 )
+from synth_platform.lib.progress import Progress, report
 from synth_platform.lib.publish import Release
+from synth_platform.lib.refresh import refresh_key
 from synth_platform.lib.specs import ModelSpec, Thresholds
 from synth_platform.lib.tracking import (
     check_tracking_server,
@@ -305,10 +307,15 @@ def train_group(
     models: Mapping[str, ModelSpec],
     tracking_uri: str,
     run_tags: Mapping[str, str] | None = None,
+    refresh_inputs: Mapping[str, Mapping[str, Any]] | None = None,
+    progress: Progress | None = None,
 ) -> GroupTrainResult:
     """Choose the strategy, derive the SDV multi-table metadata, fit and record the group.
 
-    ``run_tags`` are added to every MLflow run (the orchestrator's run id and asset key)."""
+    ``run_tags`` are added to every MLflow run (the orchestrator's run id and asset key);
+    ``refresh_inputs`` (per table, :func:`refresh.refresh_inputs`) are recorded with each
+    table's model for skip-unchanged; ``progress`` receives fitting progress lines."""
+    inputs = refresh_inputs or {}
     check_tracking_server(tracking_uri)  # fail in seconds, before any fit
     paths = group_paths(home, group)
     metas = {t: lifecycle.load_metadata(lifecycle.paths_for(home, t), t) for t in group.tables}
@@ -325,8 +332,9 @@ def train_group(
     if strategy == "independent":
         for t in group.tables:
             r = lifecycle.train_table(
-                home=home, model=models[t], tracking_uri=tracking_uri, run_tags=run_tags
-            )
+                home=home, model=models[t], tracking_uri=tracking_uri, run_tags=run_tags,
+                refresh_inputs=inputs.get(t), progress=progress,
+            )  # fmt: skip
             runs[t] = r.run_id
             log_run_artifact(
                 tracking_uri=tracking_uri, run_id=r.run_id, name="sdv_multi_table_metadata.json",
@@ -335,6 +343,7 @@ def train_group(
             )  # fmt: skip
     else:
         root = models[group.tables[0]]
+        report(progress, f"fit group {group.name}: SDV HMA on {sum(rows.values()):,} rows")
         fit = fit_hma(
             group=group,
             frames=train,
@@ -386,6 +395,8 @@ def train_group(
                 rows=fit.rows[t],
                 columns=len(multi["tables"][t]["columns"]),
                 source_fingerprint=fingerprints[t],
+                refresh_key=refresh_key(inputs[t]) if t in inputs else None,
+                refresh_inputs=dict(inputs[t]) if t in inputs else None,
             )
             p = lifecycle.paths_for(home, t)
             _write_json(p.model_info, {**asdict(info), "synthesizer": "hma"})
@@ -414,6 +425,7 @@ def sample_group(
     group: TableGroup,
     models: Mapping[str, ModelSpec],
     tamper: Tamper | None = None,
+    progress: Progress | None = None,
 ) -> dict[str, lifecycle.CandidateResult]:
     """Write the candidate of every table of the group, with keys that resolve.
 
@@ -443,7 +455,8 @@ def sample_group(
             out[t] = lifecycle.sample_table(home=home, model=models[t], frame=frames[t])
     else:
         for t in group.tables:
-            out[t] = lifecycle.sample_table(home=home, model=models[t])
+            out[t] = lifecycle.sample_table(home=home, model=models[t], progress=progress)
+        report(progress, f"re-key group {group.name}: children to their synthetic parents")
         real = _frames(home, group.tables, real=True)
         profiles = {
             t: lifecycle.load_metadata(lifecycle.paths_for(home, t), t)[0] for t in group.tables
@@ -496,24 +509,38 @@ def _metric_suite(table: str, kind: str, fks: Sequence[str], thresholds: Thresho
 
 
 def ensure_group_suite(
-    *, directory: Path, table: str, kind: str, foreign_keys: Sequence[str], thresholds: Thresholds
+    *,
+    directory: Path | None,
+    generated: Path,
+    table: str,
+    kind: str,
+    foreign_keys: Sequence[str],
+    thresholds: Thresholds,
 ) -> Path:
-    """The child's suite for a group gate, written when missing or when it does not cover
-    exactly the table's current foreign keys (a suite that skipped one would let it pass)."""
-    path = Path(directory) / f"{table}.{kind}.json"
-    if path.exists():
-        current = json.loads(path.read_text())
+    """The child's suite for a group gate: the hand-written one in ``directory``, else one
+    generated into ``generated`` for the table's current foreign keys.
+
+    Raises:
+        ProjectError: The hand-written suite does not cover exactly the current foreign keys
+            (a suite that skipped one would let it pass unchecked).
+    """
+    wanted = {f"{p}__{fk}" for fk in foreign_keys for p in _GROUP_METRICS[kind]}
+    own = Path(directory) / f"{table}.{kind}.json" if directory is not None else None
+    if own is not None and own.exists():
+        current = json.loads(own.read_text())
         columns = {e["kwargs"].get("column") for e in current.get("expectations", [])}
-        wanted = {f"{p}__{fk}" for fk in foreign_keys for p in _GROUP_METRICS[kind]}
-        if columns == wanted:
-            return path
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = locks.temp_path(path)  # unique: two gates may write the suite at once
+        if columns != wanted:
+            raise ProjectError(
+                f"suite {own}: table '{table}' has foreign keys {sorted(foreign_keys)}, but the "
+                f"suite expects metrics {sorted(c for c in columns if c)} instead of "
+                f"{sorted(wanted)}; add the missing ones (or delete the file to use the "
+                "generated suite)."
+            )
+        return own
     suite = _metric_suite(table, kind, foreign_keys, thresholds)
-    with locks.removed_on_error(tmp):
-        tmp.write_text(json.dumps(suite, indent=2) + "\n")
-        tmp.replace(path)
-    return path
+    return gx_suites.write_generated(
+        Path(generated) / f"{table}.{kind}.json", json.dumps(suite, indent=2) + "\n"
+    )
 
 
 @dataclass(frozen=True)
@@ -599,7 +626,7 @@ def evaluate_group_gate(
     models: Mapping[str, ModelSpec],
     table: str,
     kind: str,
-    expectations_dir: Path,
+    expectations_dir: Path | None,
     tracking_uri: str | None,
 ) -> GroupGateResult:
     """Compute one group gate for one child table and validate it with its GE suite.
@@ -666,7 +693,8 @@ def evaluate_group_gate(
     fks = [r.child_column for r in rels]
     thresholds = models[table].spec.thresholds
     suite_path = ensure_group_suite(
-        directory=expectations_dir, table=table, kind=kind, foreign_keys=fks,
+        directory=expectations_dir, generated=home.suites_dir, table=table, kind=kind,
+        foreign_keys=fks,
         thresholds=thresholds,
     )  # fmt: skip
     suite = gx_suites.load_suite(

@@ -40,6 +40,12 @@ class SynthHome:
     def public_dir(self) -> Path:
         return self.public if self.public is not None else self.root / "public"
 
+    @property
+    def suites_dir(self) -> Path:
+        """Generated Great Expectations suites, re-derived at each refresh (private: validity
+        suites quote real ranges and categories)."""
+        return self.private_dir / "suites"
+
     def table_dir(self, table: str) -> Path:
         """Private working directory of one synthetic table."""
         return self.private_dir / safe_identifier(table, what="table")

@@ -51,7 +51,9 @@ from synth_platform.lib.home import SynthHome
 from synth_platform.lib.lake import LakeConfig
 from synth_platform.lib.metadata import TableMetadata, derive_metadata
 from synth_platform.lib.pii import PiiDomain, pii_domain
+from synth_platform.lib.progress import Progress
 from synth_platform.lib.publish import LAKE_DIR, Release, Staged, publish_group
+from synth_platform.lib.refresh import refresh_inputs, refresh_key, spec_digest
 from synth_platform.lib.report import GateLine, render_report, write_report
 from synth_platform.lib.specs import ModelSpec, check_column_parameters
 from synth_platform.lib.split import fingerprint, holdout_mask
@@ -207,6 +209,8 @@ class SplitResult:
     holdout_rows: int
     source_fingerprint: str
     metadata: TableMetadata
+    #: The split files were kept: same source, spec, code and parent splits as last time.
+    unchanged: bool = False
 
 
 @dataclass(frozen=True)
@@ -248,6 +252,28 @@ def split_table(
         exclude=tuple(model.spec.exclude),
     )
     real = to_frame(source)  # as the split files read back
+    fp = fingerprint(real)
+    paths = paths_for(home, model.name)
+    split_key = refresh_key(
+        {
+            "source_fingerprint": fp,
+            "spec_digest": spec_digest(model),
+            "code_version": code_version(),
+            "parents": {
+                p.parent: _split_key(paths_for(home, p.parent))
+                for p in sorted(set(parents), key=str)
+            },
+        }
+    )
+    if _split_key(paths) == split_key and paths.train.exists() and paths.holdout.exists():
+        meta, _ = load_metadata(paths, model.name)
+        return SplitResult(
+            pq.read_metadata(paths.train).num_rows,
+            pq.read_metadata(paths.holdout).num_rows,
+            fp,
+            meta,
+            unchanged=True,
+        )
     meta, sdv = derive_metadata(
         data=real, model=model, foreign_keys=tuple(dict.fromkeys(p.column for p in parents))
     )
@@ -280,17 +306,36 @@ def split_table(
             f"{n_holdout} holdout rows; at least 10 and 1 are needed. Add rows or change "
             "`meta.synthetic.holdout`."
         )
-    paths = paths_for(home, model.name)
     # Written as Arrow with the source's exact types: the candidate (and the release) are
     # written with this schema, so the published types are the warehouse's.
+    paths.metadata.unlink(missing_ok=True)  # no split key vouches for half-written files
     _write_arrow(source.filter(pa.array(~held)), paths.train)
     _write_arrow(source.filter(pa.array(held)), paths.holdout)
-    fp = fingerprint(real)
-    _write_json(paths.metadata, {"table": meta.to_dict(), "sdv": sdv, "source_fingerprint": fp})
+    _write_json(
+        paths.metadata,
+        {"table": meta.to_dict(), "sdv": sdv, "source_fingerprint": fp, "split_key": split_key},
+    )
     return SplitResult(n_train, n_holdout, fp, meta)
 
 
+def _split_key(paths: TablePaths) -> str | None:
+    """The key the table's split files were written under (None: none recorded)."""
+    if not paths.metadata.exists():
+        return None
+    return json.loads(paths.metadata.read_text()).get("split_key")
+
+
 # --------------------------------------------------------------------------- train
+
+
+def table_refresh_inputs(
+    *, home: SynthHome, model: ModelSpec, expectations_dir: Path | None
+) -> dict[str, Any]:
+    """:func:`refresh.refresh_inputs` of the table's current split (its source fingerprint)."""
+    fp = _read_json(
+        paths_for(home, model.name).metadata, table=model.name, step=f"{model.name}_split"
+    )["source_fingerprint"]
+    return refresh_inputs(model=model, source_fingerprint=fp, expectations_dir=expectations_dir)
 
 
 @dataclass(frozen=True)
@@ -303,6 +348,9 @@ class TrainResult:
     rows: int
     columns: int
     source_fingerprint: str
+    #: :func:`refresh.refresh_key` of the inputs of this fit (None: not recorded).
+    refresh_key: str | None = None
+    refresh_inputs: dict[str, Any] | None = None
 
 
 def _pip_requirements() -> list[str]:
@@ -317,10 +365,15 @@ def train_table(
     model: ModelSpec,
     tracking_uri: str,
     run_tags: Mapping[str, str] | None = None,
+    refresh_inputs: Mapping[str, Any] | None = None,
+    progress: Progress | None = None,
 ) -> TrainResult:
     """Fit the synthesizer on the training rows and record the run in MLflow.
 
-    ``run_tags`` are added to the MLflow run (the orchestrator's run id and asset key).
+    ``run_tags`` are added to the MLflow run (the orchestrator's run id and asset key);
+    ``refresh_inputs`` (:func:`refresh.refresh_inputs`) are recorded with the model and, through
+    it, in the release manifest, where the next refresh compares them (skip-unchanged).
+    ``progress`` receives one line per fitting stage.
 
     Raises:
         TrackingError: an http(s) tracking server does not answer (checked before the fit).
@@ -337,7 +390,9 @@ def train_table(
         "source_fingerprint"
     ]
     train = pd.read_parquet(paths.train)
-    fit = fit_synthesizer(train=train, metadata=meta, sdv_metadata=sdv, spec=model.spec)
+    fit = fit_synthesizer(
+        train=train, metadata=meta, sdv_metadata=sdv, spec=model.spec, progress=progress
+    )
     run = log_training(
         tracking_uri=tracking_uri,
         artifact_root=home.mlflow_artifacts,
@@ -380,6 +435,8 @@ def train_table(
         rows=fit.rows,
         columns=fit.columns,
         source_fingerprint=fp,
+        refresh_key=refresh_key(refresh_inputs) if refresh_inputs is not None else None,
+        refresh_inputs=dict(refresh_inputs) if refresh_inputs is not None else None,
     )
     _write_json(paths.model_info, asdict(result))
     return result
@@ -417,6 +474,7 @@ def sample_table(
     model: ModelSpec,
     synthesizer: Any | None = None,
     frame: pd.DataFrame | None = None,
+    progress: Progress | None = None,
 ) -> CandidateResult:
     """Sample the candidate synthetic table (private) from the fitted model, in batches.
 
@@ -464,7 +522,7 @@ def sample_table(
         written = write_candidate(
             synthesizer=synthesizer, metadata=meta, schema=schema, rows=rows,
             seed=model.spec.seed, batch_size=model.spec.batch_size, path=staging,
-            null_shares=nulls, forbidden=forbidden,
+            null_shares=nulls, forbidden=forbidden, progress=progress,
         )  # fmt: skip
     candidate_id = _commit_candidate(paths, staging)
     result = CandidateResult(
@@ -874,10 +932,13 @@ def evaluate_gate(
     home: SynthHome,
     model: ModelSpec,
     kind: str,
-    expectations_dir: Path,
+    expectations_dir: Path | None,
     tracking_uri: str | None,
 ) -> GateResult:
     """Compute a gate's metrics, validate them with its GE suites, and record the verdict.
+
+    Suites: the user's hand-written ones in ``expectations_dir``, else ones generated from the
+    current real rows into the home (:func:`expectations.ensure_suites`).
 
     The verdict is :func:`verdict.decide` (fail closed: a metric without a number never passes
     a bound nor drops one; see :data:`verdict.RULE`). Failures name the metric, its score, the
@@ -898,6 +959,7 @@ def evaluate_gate(
     real = pd.concat([train, holdout], ignore_index=True)
     suites = gx_suites.ensure_suites(
         directory=expectations_dir,
+        generated=home.suites_dir,
         table=model.name,
         real=real,
         metadata=meta,
@@ -1170,6 +1232,9 @@ def release_manifest(
         "model_version": info["model_version"],
         "candidate_id": cand["candidate_id"],
         "code_version": code_version(),
+        # What the release was made from: the next refresh with the same key is skipped.
+        "refresh_key": info.get("refresh_key"),
+        "refresh_inputs": info.get("refresh_inputs"),
         "scores": {
             kind: {
                 "score": v["score"],

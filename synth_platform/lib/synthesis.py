@@ -20,6 +20,7 @@ from synth_platform.lib.errors import TrainingError
 from synth_platform.lib.locks import removed_on_error, temp_path
 from synth_platform.lib.metadata import TableMetadata
 from synth_platform.lib.pii import PiiDomain, fake_column
+from synth_platform.lib.progress import Meter, Progress, report
 from synth_platform.lib.specs import TableSpec
 
 
@@ -127,10 +128,16 @@ def _sdtypes(sdv_metadata: dict, table: str) -> tuple[dict[str, str], str | None
 
 
 def fit_synthesizer(
-    *, train: pd.DataFrame, metadata: TableMetadata, sdv_metadata: dict, spec: TableSpec
+    *,
+    train: pd.DataFrame,
+    metadata: TableMetadata,
+    sdv_metadata: dict,
+    spec: TableSpec,
+    progress: Progress | None = None,
 ) -> FitResult:
     """Fit the spec's synthesizer on the training rows, without PII columns: the sequential
     CART synthesizer (:mod:`synth_platform.lib.cart`, the default) or an SDV one.
+    ``progress`` gets CART's per-column lines, or a line before and after an SDV fit.
 
     Raises:
         TrainingError: the setting does not scale to the table (:func:`check_scalable`), or
@@ -155,8 +162,13 @@ def fit_synthesizer(
                 Metadata.load_from_dict(sdv_metadata), **spec.parameters
             )
         start = time.perf_counter()
-        synth.fit({metadata.table: data})
+        if spec.synthesizer == "cart":
+            synth.fit({metadata.table: data}, progress=progress)
+        else:
+            report(progress, f"fit {metadata.table}: {spec.synthesizer} on {len(data):,} rows")
+            synth.fit({metadata.table: data})
         elapsed = time.perf_counter() - start
+        report(progress, f"fit {metadata.table}: done in {elapsed:.1f} s")
     except Exception as exc:  # SDV raises many types; re-raise with the table named
         raise TrainingError(
             f"table '{metadata.table}': {spec.synthesizer} could not be fitted: {exc}. "
@@ -223,11 +235,14 @@ def write_candidate(
     path: Path,
     null_shares: Mapping[str, float],
     forbidden: Mapping[str, Collection[str] | PiiDomain],
+    progress: Progress | None = None,
 ) -> int:
     """Sample `rows` rows in batches straight into a Parquet file; returns rows written.
 
     Memory is bounded by one batch; the file appears atomically (temp file, then rename).
+    ``progress`` gets rows written, percent and rate every few seconds.
     """
+    meter = Meter(progress, stage=f"sample {metadata.table}", total=rows)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = temp_path(path)  # unique per writer; removed if sampling fails
     written = 0
@@ -243,6 +258,7 @@ def write_candidate(
             )  # fmt: skip
             writer.write_table(to_arrow(full, schema))
             written += len(full)
+            meter.set(written)
     tmp.replace(path)
     return written
 

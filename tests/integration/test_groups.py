@@ -85,3 +85,73 @@ def test_hma_group_publishes_with_resolving_keys(hma):
     assert run.data.tags["synth_platform.tables"] == "customers,accounts"
     versions = client.search_model_versions("name='synth_platform.group.customers'")
     assert [str(v.version) for v in versions] == [manifest["model_version"]]
+
+
+def _refresh(root, project):
+    """The refresh job of ``project`` (definitions built afresh: a .yml edit is picked up)."""
+    defs = example_definitions(home=root, project_dir=project, expectations_dir=root / "exp")
+    return defs.resolve_job_def(REFRESH_JOB).execute_in_process(
+        run_config={"ops": {"demo_bank_source": {"config": {"scale": SCALE, "seed": 3}}}},
+        instance=dg.DagsterInstance.ephemeral(),
+        raise_on_error=False,
+    )
+
+
+def _steps(result, event: str) -> set[str]:
+    return {e.step_key for e in result.all_events if e.event_type_value == event}
+
+
+def _latest(home) -> dict[str, str]:
+    with connect(home.public_dir) as con:
+        return dict(con.sql("select table_name, version from releases where is_latest").fetchall())
+
+
+def test_refresh_skips_unchanged_tables_and_refreshes_exactly_the_changed_ones(hma):
+    root, home, project = hma["root"], hma["home"], hma["root"] / "dbt_project"
+    assert hma["result"].success
+    first = _latest(home)
+    assert first == {"customers": "v000001", "accounts": "v000001", "transactions": "v000001"}
+    runs = len(MlflowClient(home.mlflow_tracking_uri).search_runs(
+        [e.experiment_id for e in MlflowClient(home.mlflow_tracking_uri).search_experiments()]
+    ))  # fmt: skip
+
+    # 1. Nothing changed: no fit, no sample, no release; the UI says why.
+    again = _refresh(root, project)
+    assert again.success
+    skipped = _steps(again, "STEP_SKIPPED")
+    assert {"transactions_synthetic", "customers_group_synthetic"} <= skipped
+    assert not any(s.endswith(("_synthetic", "_published")) for s in _steps(again, "STEP_SUCCESS"))
+    materialized = {e.asset_key.to_user_string() for e in again.get_asset_materialization_events()}
+    assert not any(k.endswith(("_synthesizer", "_synthetic", "_published")) for k in materialized)
+    observed = {
+        e.asset_key.to_user_string(): e.event_specific_data.asset_observation.metadata
+        for e in again.all_events
+        if e.event_type_value == "ASSET_OBSERVATION"
+    }
+    assert "skipped" in observed["transactions_synthesizer"]["refresh"].value
+    assert "customers" in observed["customers_group_synthesizer"]["unchanged"].value
+    assert _latest(home) == first
+    client = MlflowClient(home.mlflow_tracking_uri)
+    assert len(client.search_runs([e.experiment_id for e in client.search_experiments()])) == runs
+
+    # 2. One standalone table's meta changes: that table alone refreshes.
+    yml = project / "models" / "marts" / "transactions.yml"
+    doc = yaml.safe_load(yml.read_text())
+    doc["models"][0]["config"]["meta"]["synthetic"].setdefault("thresholds", {})["nndr"] = 0.05
+    yml.write_text(yaml.safe_dump(doc))
+    meta_changed = _refresh(root, project)
+    assert meta_changed.success
+    assert _latest(home) == {**first, "transactions": "v000002"}
+    assert "customers_group_synthetic" in _steps(meta_changed, "STEP_SKIPPED")
+
+    # 3. One group table's source changes (its dbt model rounds balances): its group refreshes.
+    sql = project / "models" / "marts" / "accounts.sql"
+    sql.write_text(f"select * replace (round(balance, -1) as balance) from ({sql.read_text()})")
+    source_changed = _refresh(root, project)
+    assert source_changed.success
+    assert _latest(home) == {
+        "customers": "v000002",
+        "accounts": "v000002",
+        "transactions": "v000002",
+    }
+    assert "transactions_synthetic" in _steps(source_changed, "STEP_SKIPPED")

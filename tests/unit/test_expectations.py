@@ -18,8 +18,9 @@ def _suites(tmp_path, thresholds: Thresholds):
         pii={}, columns=("id", "x", "c"),
     )  # fmt: skip
     return gx.ensure_suites(
-        directory=tmp_path, table="t", real=real, metadata=meta, thresholds=thresholds
-    )
+        directory=None, generated=tmp_path, table="t", real=real, metadata=meta,
+        thresholds=thresholds,
+    )  # fmt: skip
 
 
 def _types(path) -> dict[str, str]:
@@ -143,3 +144,50 @@ def test_an_expectation_that_cannot_be_evaluated_fails_and_says_so():
     assert not outcome.success and str(outcome.outcomes[0].observed).startswith("error: ")
     public, _ = verdict.row_findings(outcome.outcomes, suite, data)
     assert public == [f"born: {gx.BETWEEN} could not be evaluated (details in the private report)"]
+
+
+def _profile(rows: pd.DataFrame):
+    meta = TableMetadata(
+        table="t", primary_key="id", numeric=("x",), datetime=(), categorical=("c",),
+        pii={}, columns=("id", "x", "c"),
+    )  # fmt: skip
+    return {"real": rows, "metadata": meta, "thresholds": Thresholds(), "table": "t"}
+
+
+def _bounds(path) -> dict:
+    suite = json.loads(path.read_text())
+    return {
+        e["kwargs"]["column"]: e["kwargs"]
+        for e in suite["expectations"]
+        if e["type"] in ("expect_column_values_to_be_between", "expect_column_values_to_be_in_set")
+    }
+
+
+def test_generated_suites_follow_a_growing_source_and_hand_written_ones_stay(tmp_path):
+    # Was: the first run's profile was written into the repository's expectations/ folder and
+    # kept, so a source that grew (a smaller amount, a new category) failed validity forever.
+    small = pd.DataFrame({"id": [1, 2, 3], "x": [0.5, 1.5, 2.5], "c": ["a", "b", "a"]})
+    grown = pd.DataFrame(
+        {"id": [1, 2, 3, 4], "x": [-4.0, 1.5, 2.5, 9.0], "c": ["a", "b", "a", "z"]}
+    )
+    mine, generated = tmp_path / "mine", tmp_path / "home" / "suites"
+    first = gx.ensure_suites(directory=mine, generated=generated, **_profile(small))
+    assert first["validity"].parent == generated and not mine.exists()
+    assert _bounds(first["validity"])["x"]["min_value"] == 0.5
+    second = gx.ensure_suites(directory=mine, generated=generated, **_profile(grown))
+    bounds = _bounds(second["validity"])
+    assert (bounds["x"]["min_value"], bounds["x"]["max_value"]) == (-4.0, 9.0)
+    assert bounds["c"]["value_set"] == ["a", "b", "z"]
+    outcome = gx.validate(suite=json.loads(second["validity"].read_text()), data=grown)
+    assert outcome.success
+    # A suite the user wrote is used exactly as written, whatever the profile says.
+    mine.mkdir()
+    own = json.loads(second["validity"].read_text())
+    for e in own["expectations"]:
+        if e["kwargs"].get("column") == "x" and "min_value" in e["kwargs"]:
+            e["kwargs"]["min_value"] = 0.0
+    (mine / "t.validity.json").write_text(json.dumps(own))
+    third = gx.ensure_suites(directory=mine, generated=generated, **_profile(grown))
+    assert third["validity"] == mine / "t.validity.json"
+    assert _bounds(third["validity"])["x"]["min_value"] == 0.0
+    assert third["fidelity"].parent == generated  # the other kinds stay generated

@@ -412,27 +412,38 @@ def test_auto_strategy_skips_hma_when_a_table_setting_would_be_dropped(group) ->
 def test_group_suites_follow_the_foreign_keys(tmp_path) -> None:
     import json
 
+    from synth_platform.lib.errors import ProjectError
     from synth_platform.lib.group import ensure_group_suite
     from synth_platform.lib.specs import Thresholds
 
+    mine, generated = tmp_path / "mine", tmp_path / "generated"
     path = ensure_group_suite(
-        directory=tmp_path, table="t", kind="cardinality", foreign_keys=["a"],
+        directory=mine, generated=generated, table="t", kind="cardinality", foreign_keys=["a"],
         thresholds=Thresholds(cardinality=0.9),
     )  # fmt: skip
+    assert path.parent == generated
     suite = json.loads(path.read_text())
     assert [e["kwargs"] for e in suite["expectations"]] == [
         {"column": "cardinality__a", "min_value": 0.9}
     ]
-    suite["expectations"][0]["kwargs"]["min_value"] = 0.95  # a reviewer's edit is kept
-    path.write_text(json.dumps(suite))
-    ensure_group_suite(
-        directory=tmp_path, table="t", kind="cardinality", foreign_keys=["a"],
+    suite["expectations"][0]["kwargs"]["min_value"] = 0.95  # a reviewer's own suite is kept
+    mine.mkdir()
+    (mine / "t.cardinality.json").write_text(json.dumps(suite))
+    own = ensure_group_suite(
+        directory=mine, generated=generated, table="t", kind="cardinality", foreign_keys=["a"],
         thresholds=Thresholds(),
     )  # fmt: skip
-    assert json.loads(path.read_text())["expectations"][0]["kwargs"]["min_value"] == 0.95
-    ensure_group_suite(
-        directory=tmp_path, table="t", kind="cardinality", foreign_keys=["a", "b"],
-        thresholds=Thresholds(),
+    assert own == mine / "t.cardinality.json"
+    assert json.loads(own.read_text())["expectations"][0]["kwargs"]["min_value"] == 0.95
+    with pytest.raises(ProjectError, match="cardinality__b"):  # a new key is never unchecked
+        ensure_group_suite(
+            directory=mine, generated=generated, table="t", kind="cardinality",
+            foreign_keys=["a", "b"], thresholds=Thresholds(),
+        )  # fmt: skip
+    (mine / "t.cardinality.json").unlink()
+    path = ensure_group_suite(
+        directory=mine, generated=generated, table="t", kind="cardinality",
+        foreign_keys=["a", "b"], thresholds=Thresholds(),
     )  # fmt: skip
     columns = [e["kwargs"]["column"] for e in json.loads(path.read_text())["expectations"]]
     assert columns == ["cardinality__a", "cardinality__b"]  # a new key is never left unchecked

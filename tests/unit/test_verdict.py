@@ -541,7 +541,7 @@ def test_cross_table_trends_scores_what_is_measurable():
 
 def test_a_meta_threshold_reaches_a_group_suite(tmp_path):
     path = G.ensure_group_suite(
-        directory=tmp_path, table="child", kind="cardinality", foreign_keys=["parent_id"],
+        directory=None, generated=tmp_path, table="child", kind="cardinality", foreign_keys=["parent_id"],
         thresholds=Thresholds(),
     )  # fmt: skip
     suite = gx.load_suite(
