@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import mlflow
 from mlflow.tracking import MlflowClient
@@ -109,7 +110,6 @@ def check_tracking_server(tracking_uri: str, *, timeout: float | None = None) ->
     Raises:
         TrackingError: no answer within ``timeout`` seconds; the message names the URI.
     """
-    from urllib.parse import urlsplit
 
     import requests
 
@@ -135,14 +135,22 @@ def check_tracking_server(tracking_uri: str, *, timeout: float | None = None) ->
 EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
 
 
-def _experiment(client: MlflowClient, name: str, artifact_root: Path | None) -> str:
+def _experiment(
+    client: MlflowClient, name: str, artifact_root: Path | None, *, tracking_uri: str
+) -> str:
     exp = client.get_experiment_by_name(name)
     if exp is not None:
         if exp.tags.get("mlflow.experimentKind") != EXPERIMENT_KIND["mlflow.experimentKind"]:
             client.set_experiment_tag(exp.experiment_id, *next(iter(EXPERIMENT_KIND.items())))
         return exp.experiment_id
+    # A tracking server keeps the artifacts where it is configured to (its own store, proxied
+    # with --serve-artifacts): a local folder would hold them on whichever machine ran the
+    # step, out of reach of the server's UI and of every other machine.
+    on_server = urlsplit(tracking_uri).scheme in ("http", "https")
     location = (
-        artifact_root.resolve().as_uri() + "/" + name.replace("/", "_") if artifact_root else None
+        artifact_root.resolve().as_uri() + "/" + name.replace("/", "_")
+        if artifact_root and not on_server
+        else None
     )
     return client.create_experiment(name, artifact_location=location, tags=EXPERIMENT_KIND)
 
@@ -169,7 +177,9 @@ def log_training(
     """Record a fit: params, fingerprint tags, metrics, SDV metadata, the model (registered)."""
     with _tracking_uri(tracking_uri):
         client = MlflowClient(tracking_uri=tracking_uri)
-        exp_id = _experiment(client, f"synth_platform/{table}", artifact_root)
+        exp_id = _experiment(
+            client, f"synth_platform/{table}", artifact_root, tracking_uri=tracking_uri
+        )
         model_name = f"synth_platform.{table}"
         with tempfile.TemporaryDirectory() as tmp:
             model_file = Path(tmp) / "synthesizer.pkl"
