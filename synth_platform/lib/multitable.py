@@ -682,8 +682,9 @@ def _comparable_keys(
 _CHUNK_ROWS = 50_000
 _SEARCH_DIMENSIONS = 4
 """Profiles wider than this are reduced to their first principal components (fitted on real
-rows): a KD-tree stays fast only in a few dimensions (measured on 2 cores, 1M exact queries
-among 1M Gaussian points: 1.8 s in 4 dimensions, 18 s in 6, 84 s in 8)."""
+rows): a KD-tree stays fast only in a few dimensions (scipy cKDTree, 2 cores, 1M queries
+among 1M Gaussian points, one-off timing on a shared machine: exact 5.8 s in 4 dimensions,
+18 s in 6, 84 s in 8; with ``eps=1`` 1.8 s in 4, about 9 s in 6)."""
 _SEARCH_EPS = 1.0
 """KD-tree queries return neighbours within ``1 + eps`` times the true distances (approximate
 search in the sense of Arya and Mount, whose work per query is bounded in fixed dimension)."""
