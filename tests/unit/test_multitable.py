@@ -615,14 +615,16 @@ try:
     rekey_children(group=_PLANTED, real=real, synthetic=synthetic, seed=0,
                    profiles=_planted_profiles(), progress=progress)
 except KeyboardInterrupt:
-    print("interrupted", flush=True)
+    print(f"interrupted {time.time()}", flush=True)
     sys.exit(3)
 print("finished", flush=True)
 """
 
 
 def test_matched_rekeying_stops_soon_after_sigterm() -> None:
-    """A large re-keying runs in chunks, so a signal handler runs within about a second."""
+    """A large re-keying runs in chunks, so a signal handler runs within about a second
+    (measured in the child when it catches the interrupt: its interpreter's shutdown after
+    that, with Dagster and MLflow imported, takes seconds on a loaded machine)."""
     import os
     import signal
     import subprocess
@@ -638,13 +640,13 @@ def test_matched_rekeying_stops_soon_after_sigterm() -> None:
     try:
         first = proc.stdout.readline()  # the first chunk is done: the re-keying is under way
         assert first.split()[1] == "300000", first
+        sent = time.time()
         os.kill(proc.pid, signal.SIGTERM)
-        sent = time.perf_counter()
         proc.wait(timeout=30)
-        latency = time.perf_counter() - sent
     finally:
         if proc.poll() is None:
             proc.kill()
     rest = proc.stdout.read().split("\n")
-    assert proc.returncode == 3 and "interrupted" in rest, rest
-    assert latency < 2.0, latency
+    caught = [float(line.split()[1]) for line in rest if line.startswith("interrupted")]
+    assert proc.returncode == 3 and caught, rest
+    assert caught[0] - sent < 1.5, caught[0] - sent
