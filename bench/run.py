@@ -21,9 +21,16 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
 from bench.evaluation import BENCHMARKS  # noqa: E402
 from bench.multitable import BENCHMARKS as MULTITABLE_BENCHMARKS  # noqa: E402
 from bench.quality import BENCHMARKS as QUALITY_BENCHMARKS  # noqa: E402
+from bench.rekey import BENCHMARKS as REKEY_BENCHMARKS  # noqa: E402
 from bench.store_latency import BENCHMARKS as STORE_BENCHMARKS  # noqa: E402
 
-BENCHMARKS = {**BENCHMARKS, **STORE_BENCHMARKS, **MULTITABLE_BENCHMARKS, **QUALITY_BENCHMARKS}
+BENCHMARKS = {
+    **BENCHMARKS,
+    **STORE_BENCHMARKS,
+    **MULTITABLE_BENCHMARKS,
+    **QUALITY_BENCHMARKS,
+    **REKEY_BENCHMARKS,
+}
 
 
 def main(argv: list[str] | None = None) -> int:
