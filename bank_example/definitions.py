@@ -14,10 +14,7 @@ def defs() -> dg.Definitions:
     # renders. DbtProjectComponent runs dbt from a copy of the project, where the profile's
     # relative default would point elsewhere: make the default absolute (`make` sets it anyway).
     os.environ.setdefault("SYNTH_HOME", str(PROJECT_ROOT / ".synth"))
-    return dg.Definitions.merge(
-        dg.load_from_defs_folder(path_within_project=Path(__file__).parent),
-        # The demo's steps share one DuckDB warehouse file and a SQLite MLflow store, so they
-        # run in one process here; a deployment with a tracking server can drop this line
-        # (the warehouse steps carry the `duckdb_warehouse` pool either way).
-        dg.Definitions(executor=dg.in_process_executor),
-    )
+    # Dagster's default executor: steps in parallel processes (`multiprocess`, the default;
+    # `max_concurrent` in the run config), or `in_process`. The steps that open the DuckDB
+    # warehouse carry the `duckdb_warehouse` pool, which the instance limits to one at a time.
+    return dg.load_from_defs_folder(path_within_project=Path(__file__).parent)

@@ -142,3 +142,11 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def refresh_job():
+    """The example's refresh job, importable by name: `dg.reconstructable(refresh_job)` lets
+    `execute_job` run it on the multiprocess executor (each step re-imports it)."""
+    from bank_example.definitions import defs as load_defs
+
+    return load_defs().resolve_job_def(REFRESH_JOB)

@@ -22,6 +22,7 @@ from bench.evaluation import BENCHMARKS  # noqa: E402
 from bench.multitable import BENCHMARKS as MULTITABLE_BENCHMARKS  # noqa: E402
 from bench.quality import BENCHMARKS as QUALITY_BENCHMARKS  # noqa: E402
 from bench.rekey import BENCHMARKS as REKEY_BENCHMARKS  # noqa: E402
+from bench.scale import BENCHMARKS as SCALE_BENCHMARKS  # noqa: E402
 from bench.store_latency import BENCHMARKS as STORE_BENCHMARKS  # noqa: E402
 
 BENCHMARKS = {
@@ -30,6 +31,7 @@ BENCHMARKS = {
     **MULTITABLE_BENCHMARKS,
     **QUALITY_BENCHMARKS,
     **REKEY_BENCHMARKS,
+    **SCALE_BENCHMARKS,
 }
 
 

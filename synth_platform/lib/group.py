@@ -60,7 +60,7 @@ from synth_platform.lib.multitable import (
     sample_hma,
     sdv_multi_metadata,
 )
-from synth_platform.lib.progress import Progress, report
+from synth_platform.lib.progress import Meter, Progress, report
 from synth_platform.lib.publish import Release
 from synth_platform.lib.refresh import refresh_key
 from synth_platform.lib.specs import ModelSpec, Thresholds
@@ -444,6 +444,7 @@ def sample_group(
             paths.gate(t, kind).unlink(missing_ok=True)
     root = models[group.tables[0]]
     out: dict[str, lifecycle.CandidateResult] = {}
+    rekey_seconds = 0.0
     if trained["strategy"] == "hma":
         with open(paths.model, "rb") as fh:
             synthesizer = cloudpickle.load(fh)
@@ -456,7 +457,8 @@ def sample_group(
     else:
         for t in group.tables:
             out[t] = lifecycle.sample_table(home=home, model=models[t], progress=progress)
-        report(progress, f"re-key group {group.name}: children to their synthetic parents")
+        meter = Meter(progress, stage=f"re-key group {group.name}", total=0)
+        rekey_start = time.perf_counter()
         real = _frames(home, group.tables, real=True)
         profiles = {
             t: lifecycle.load_metadata(lifecycle.paths_for(home, t), t)[0] for t in group.tables
@@ -467,7 +469,9 @@ def sample_group(
             synthetic=_frames(home, group.tables, real=False),
             seed=root.spec.seed,
             profiles=profiles,
+            progress=meter.set,
         )
+        rekey_seconds = time.perf_counter() - rekey_start
         if tamper is not None:
             frames = tamper(frames)
         for t in children(group) if tamper is None else group.tables:
@@ -477,6 +481,7 @@ def sample_group(
         {
             "strategy": trained["strategy"],
             "candidates": {t: r.candidate_id for t, r in out.items()},
+            "rekey_seconds": round(rekey_seconds, 3),
             "sampled_at": datetime.now(UTC).isoformat(timespec="seconds"),
         },
     )

@@ -51,8 +51,10 @@ class Meter:
         """``n`` more units are done; report when ``every`` seconds passed or all are done."""
         self.set(self.done + int(n))
 
-    def set(self, done: int) -> None:
-        """``done`` units are done in all."""
+    def set(self, done: int, total: int | None = None) -> None:
+        """``done`` units are done in all (of ``total``, when the stage learns it late)."""
+        if total is not None:
+            self.total = max(int(total), 0)
         self.done = int(done)
         now = time.perf_counter()
         if self._progress is not None and (
