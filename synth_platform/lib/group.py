@@ -29,8 +29,11 @@ from __future__ import annotations
 
 import functools
 import json
+import multiprocessing
+import os
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -330,10 +333,17 @@ def train_group(
     runs: dict[str, str] = {}
     start = time.perf_counter()
     if strategy == "independent":
+        # The fits are pure and CPU-bound: big groups fit their tables in parallel processes;
+        # tracking and model files stay in this process, one table after another.
+        fits = _in_parallel(
+            lifecycle.fit_table,
+            {t: {"home": home, "model": models[t]} for t in group.tables},
+            rows=sum(rows.values()), what=f"fit group {group.name}", progress=progress,
+        )  # fmt: skip
         for t in group.tables:
             r = lifecycle.train_table(
                 home=home, model=models[t], tracking_uri=tracking_uri, run_tags=run_tags,
-                refresh_inputs=inputs.get(t), progress=progress,
+                refresh_inputs=inputs.get(t), progress=progress, fitted=fits.get(t),
             )  # fmt: skip
             runs[t] = r.run_id
             log_run_artifact(
@@ -413,6 +423,43 @@ def train_group(
     return result
 
 
+#: A group's tables are fitted and sampled in parallel processes from this many training rows
+#: in all: a spawned worker imports the libraries again (seconds), which pays off only on big
+#: tables.
+PARALLEL_MIN_ROWS = int(os.environ.get("SYNTH_PARALLEL_MIN_ROWS", 200_000))
+
+
+def _in_parallel(
+    fn: Callable[..., Any],
+    calls: Mapping[str, Mapping[str, Any]],
+    *,
+    rows: int,
+    what: str,
+    progress: Progress | None,
+) -> dict[str, Any]:
+    """``fn(**kwargs)`` per table in a pool of spawned processes (one per table, at most one
+    per core) when the group is big enough (:data:`PARALLEL_MIN_ROWS`) and there are several
+    tables and cores; else ``{}`` (the caller runs them here, with progress lines)."""
+    workers = min(len(calls), os.cpu_count() or 1)
+    if workers < 2 or rows < PARALLEL_MIN_ROWS:
+        return {}
+    report(progress, f"{what}: {len(calls)} tables in {workers} processes ({rows:,} rows)")
+    start = time.perf_counter()
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = {t: pool.submit(fn, **kwargs) for t, kwargs in calls.items()}
+        out = {}
+        for t, future in futures.items():
+            out[t] = future.result()
+            report(progress, f"{what}: {t} done, {time.perf_counter() - start:.1f} s")
+    return out
+
+
+def _sample_unlocked(**kwargs: Any) -> lifecycle.CandidateResult:
+    """:func:`lifecycle.sample_table` without taking the table's lock, for a worker process of
+    :func:`sample_group`, whose process holds the group's locks (its tables' included) for it."""
+    return lifecycle.sample_table.__wrapped__(**kwargs)
+
+
 # --------------------------------------------------------------------------------- sample
 
 Tamper = Callable[[dict[str, pd.DataFrame]], dict[str, pd.DataFrame]]
@@ -455,8 +502,17 @@ def sample_group(
         for t in group.tables:
             out[t] = lifecycle.sample_table(home=home, model=models[t], frame=frames[t])
     else:
+        total = sum(
+            pq.read_metadata(lifecycle.paths_for(home, t).train).num_rows for t in group.tables
+        )
+        out = _in_parallel(
+            _sample_unlocked,
+            {t: {"home": home, "model": models[t]} for t in group.tables},
+            rows=total, what=f"sample group {group.name}", progress=progress,
+        )  # fmt: skip
         for t in group.tables:
-            out[t] = lifecycle.sample_table(home=home, model=models[t], progress=progress)
+            if t not in out:
+                out[t] = lifecycle.sample_table(home=home, model=models[t], progress=progress)
         meter = Meter(progress, stage=f"re-key group {group.name}", total=0)
         rekey_start = time.perf_counter()
         real = _frames(home, group.tables, real=True)

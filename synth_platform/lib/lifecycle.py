@@ -57,7 +57,13 @@ from synth_platform.lib.refresh import refresh_inputs, refresh_key, spec_digest
 from synth_platform.lib.report import GateLine, render_report, write_report
 from synth_platform.lib.specs import ModelSpec, check_column_parameters
 from synth_platform.lib.split import fingerprint, holdout_mask
-from synth_platform.lib.synthesis import fit_synthesizer, to_arrow, write_candidate, write_frame
+from synth_platform.lib.synthesis import (
+    FitResult,
+    fit_synthesizer,
+    to_arrow,
+    write_candidate,
+    write_frame,
+)
 from synth_platform.lib.tracking import (
     check_tracking_server,
     code_version,
@@ -353,6 +359,20 @@ class TrainResult:
     refresh_inputs: dict[str, Any] | None = None
 
 
+def fit_table(*, home: SynthHome, model: ModelSpec, progress: Progress | None = None) -> FitResult:
+    """Fit the table's synthesizer on its training rows (no tracking, no files written): the
+    pure part of :func:`train_table`, which can run in another process."""
+    paths = paths_for(home, model.name)
+    meta, sdv = load_metadata(paths, model.name)
+    check_column_parameters(
+        model=model.name, spec=model.spec, numerical=meta.numeric, modelled=meta.evaluated
+    )
+    train = pd.read_parquet(paths.train)
+    return fit_synthesizer(
+        train=train, metadata=meta, sdv_metadata=sdv, spec=model.spec, progress=progress
+    )
+
+
 def _pip_requirements() -> list[str]:
     from importlib.metadata import version
 
@@ -367,13 +387,15 @@ def train_table(
     run_tags: Mapping[str, str] | None = None,
     refresh_inputs: Mapping[str, Any] | None = None,
     progress: Progress | None = None,
+    fitted: FitResult | None = None,
 ) -> TrainResult:
     """Fit the synthesizer on the training rows and record the run in MLflow.
 
     ``run_tags`` are added to the MLflow run (the orchestrator's run id and asset key);
     ``refresh_inputs`` (:func:`refresh.refresh_inputs`) are recorded with the model and, through
     it, in the release manifest, where the next refresh compares them (skip-unchanged).
-    ``progress`` receives one line per fitting stage.
+    ``progress`` receives one line per fitting stage. ``fitted``: the result of
+    :func:`fit_table` run elsewhere (a group fits its tables in parallel processes).
 
     Raises:
         TrackingError: an http(s) tracking server does not answer (checked before the fit).
@@ -383,16 +405,10 @@ def train_table(
     check_tracking_server(tracking_uri)  # in seconds, before the fit rather than after it
     paths = paths_for(home, model.name)
     meta, sdv = load_metadata(paths, model.name)
-    check_column_parameters(
-        model=model.name, spec=model.spec, numerical=meta.numeric, modelled=meta.evaluated
-    )
     fp = _read_json(paths.metadata, table=model.name, step=f"{model.name}_split")[
         "source_fingerprint"
     ]
-    train = pd.read_parquet(paths.train)
-    fit = fit_synthesizer(
-        train=train, metadata=meta, sdv_metadata=sdv, spec=model.spec, progress=progress
-    )
+    fit = fitted if fitted is not None else fit_table(home=home, model=model, progress=progress)
     run = log_training(
         tracking_uri=tracking_uri,
         artifact_root=home.mlflow_artifacts,

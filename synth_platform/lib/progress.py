@@ -55,10 +55,10 @@ class Meter:
         """``done`` units are done in all (of ``total``, when the stage learns it late)."""
         if total is not None:
             self.total = max(int(total), 0)
-        self.done = int(done)
+        finished, self.done = self.done >= self.total > 0, int(done)
         now = time.perf_counter()
         if self._progress is not None and (
-            now - self._last >= self.every or self.done >= self.total
+            now - self._last >= self.every or (self.done >= self.total and not finished)
         ):
             self._last = now
             self._progress(self.line())
