@@ -102,6 +102,12 @@ class SyntheticTwinsComponent(dg.Component, dg.Model, dg.Resolvable):
         description="Concurrency pool of the steps reading the DuckDB warehouse.",
     )
 
+    automation: bool = Field(
+        default=False,
+        description="Refresh a twin when its dbt model materializes (AutomationCondition.eager() "
+        "on every twin asset; switch on the automation sensor). Unchanged tables are skipped.",
+    )
+
     def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
         here = Path(context.path)
 
@@ -129,4 +135,5 @@ class SyntheticTwinsComponent(dg.Component, dg.Model, dg.Resolvable):
             job_name=self.job_name,
             cron=self.cron,
             pool=self.pool,
+            automation=self.automation,
         )

@@ -136,6 +136,7 @@ def build_synthetic_definitions(
     job_name: str | None = DEFAULT_JOB,
     cron: str | None = DEFAULT_CRON,
     pool: str | None = WAREHOUSE_POOL,
+    automation: bool = False,
 ) -> dg.Definitions:
     """Synthetic twins of the dbt models that opt in with `meta.synthetic`.
 
@@ -170,6 +171,10 @@ def build_synthetic_definitions(
         job_name: Name of the job refreshing every twin and its upstream assets (None: no job).
         cron: Cron of the refresh schedule (stopped until switched on; None: no schedule).
         pool: Concurrency pool of the steps reading the warehouse (DuckDB: one writer per file).
+        automation: Declarative automation instead of (or beside) the schedule: every twin asset
+            gets `AutomationCondition.eager()`, so a new materialization of a dbt model
+            refreshes its twin (the synthesizer step skips what is unchanged) once the
+            automation sensor (`default_automation_condition_sensor`) is on.
 
     Returns:
         Definitions with the assets, checks, resources (`synth`, `synth_mlflow`,
@@ -206,13 +211,17 @@ def build_synthetic_definitions(
 
     assets: list[dg.AssetsDefinition] = []
     checks: list[dg.AssetChecksDefinition] = []
+    condition = dg.AutomationCondition.eager() if automation else None
     # Models related by dbt `relationships` tests are synthesized together (errors name both
     # models of a cycle or of a reference to a model that is not opted in).
     groups = groups_from_specs(specs)
     grouped = {t for g in groups for t in g.tables}
     for group in groups:
         a, c = group_definitions(
-            group, by_name, upstream, wiring=Wiring(group=f"{group_prefix}{group.label}", pool=pool)
+            group,
+            by_name,
+            upstream,
+            wiring=Wiring(group=f"{group_prefix}{group.label}", pool=pool, automation=condition),
         )
         assets += a
         checks += c
@@ -222,7 +231,7 @@ def build_synthetic_definitions(
         a, c = table_definitions(
             model,
             upstream[model.name],
-            wiring=Wiring(group=f"{group_prefix}{model.name}", pool=pool),
+            wiring=Wiring(group=f"{group_prefix}{model.name}", pool=pool, automation=condition),
         )
         assets += a
         checks += c

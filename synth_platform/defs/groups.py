@@ -54,6 +54,7 @@ def group_definitions(
     @dg.asset(
         key=synth_key, deps=[dg.AssetKey(f"{t}_split") for t in group.tables],
         group_name=dagster_group, kinds={"sdv", "mlflow"}, tags=tags, output_required=False,
+        automation_condition=wiring.automation,
         code_version="-".join(refresh.asset_code_version(models[t]) for t in group.tables),
         description=f"Synthesizer of group `{group.name}` ({', '.join(group.tables)}; {rels}): "
         "SDV HMA where it accepts the schema and the row budget, else one synthesizer per "
@@ -122,6 +123,7 @@ def group_definitions(
                 tags={**tags, "synth_platform/table": t},
                 metadata={"dagster/column_schema": column_schema(models[t])},
                 code_version=refresh.asset_code_version(models[t]),
+                automation_condition=wiring.automation,
                 description=f"Seeded synthetic `{t}` sampled with its group `{group.name}`: "
                 "every foreign key points at a synthetic parent row. Private until every "
                 "blocking check of the group passes.",
@@ -157,6 +159,7 @@ def group_definitions(
                 tags={**tags, "synth_platform/table": t},
                 metadata={"dagster/column_schema": column_schema(models[t])},
                 code_version=refresh.asset_code_version(models[t]),
+                automation_condition=wiring.automation,
                 description=f"Published synthetic `{t}`, released together with the rest of "
                 f"group `{group.name}` in one atomic commit, only when every blocking check of "
                 "every table of the group passed.",

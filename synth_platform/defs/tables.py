@@ -29,6 +29,8 @@ class Wiring:
     pool: str | None = WAREHOUSE_POOL
     #: Extra tags on every asset (a table group's `synth_platform/group`, for selection).
     tags: tuple[tuple[str, str], ...] = ()
+    #: Declarative automation of every asset (None: run by the job and its schedule only).
+    automation: dg.AutomationCondition | None = None
 
 
 def run_tags(context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext, key: str) -> dict:
@@ -144,6 +146,7 @@ def split_asset(
     @dg.asset(
         key=dg.AssetKey(f"{t}_split"), deps=deps, group_name=wiring.group,
         kinds={"duckdb", "parquet"}, pool=wiring.pool, code_version=refresh.asset_code_version(model),
+        automation_condition=wiring.automation,
         tags={"synth_platform/table": t, **dict(wiring.tags)},
         description=f"Seeded, stable train/holdout split of `{t}` (private; holdout never "
         f"trains).{follows}",
@@ -216,7 +219,7 @@ def synthesizer_asset(model: ModelSpec, *, wiring: Wiring) -> dg.AssetsDefinitio
         key=key, deps=[dg.AssetKey(f"{t}_split")], group_name=wiring.group,
         kinds={"scikitlearn" if model.spec.synthesizer == "cart" else "sdv", "mlflow"},
         tags={"synth_platform/table": t}, code_version=refresh.asset_code_version(model),
-        output_required=False,
+        output_required=False, automation_condition=wiring.automation,
         description=f"`{model.spec.synthesizer}` synthesizer fitted on `{t}` training rows; one "
         "MLflow run per fit with the model registered. Skipped (with everything downstream) "
         "when source, spec, suites and code are those of the latest release.",
@@ -282,7 +285,7 @@ def synthetic_asset(model: ModelSpec, *, wiring: Wiring) -> dg.AssetsDefinition:
         key=dg.AssetKey(f"{t}_synthetic"), deps=[dg.AssetKey(f"{t}_synthesizer")],
         group_name=wiring.group, kinds={"parquet"}, tags={"synth_platform/table": t},
         metadata={"dagster/column_schema": column_schema(model)},
-        code_version=refresh.asset_code_version(model),
+        code_version=refresh.asset_code_version(model), automation_condition=wiring.automation,
         description=f"Seeded synthetic sample of `{t}`, written in batches: a private "
         "candidate until every blocking check passes.",
     )  # fmt: skip
@@ -400,7 +403,7 @@ def published_asset(model: ModelSpec, *, wiring: Wiring) -> dg.AssetsDefinition:
         key=dg.AssetKey(f"{t}_published"), deps=[dg.AssetKey(f"{t}_synthetic")],
         group_name=wiring.group, kinds={"parquet", "duckdb"}, tags={"synth_platform/table": t},
         metadata={"dagster/column_schema": column_schema(model)},
-        code_version=refresh.asset_code_version(model),
+        code_version=refresh.asset_code_version(model), automation_condition=wiring.automation,
         description=f"Published synthetic `{t}`: a versioned, immutable release in the public "
         "store, written only when every blocking check on the candidate passed.",
     )  # fmt: skip

@@ -112,3 +112,17 @@ def test_component_in_a_sandbox_puts_state_under_the_project_root(tmp_path, monk
             split = defs.resolve_asset_graph().get(dg.AssetKey("transactions_split"))
             assert dg.AssetKey("transactions") in split.parent_keys
         assert defs_path.exists()
+
+
+def test_twins_carry_code_versions_and_opt_in_declarative_automation(tmp_path):
+    ours = [f"{t}_{s}" for t in ("customers", "accounts", "transactions")
+            for s in ("split", "synthetic", "published")] + ["customers_group_synthesizer"]  # fmt: skip
+    graph = example_definitions(home=tmp_path).resolve_asset_graph()
+    for key in ours:
+        node = graph.get(dg.AssetKey(key))
+        assert node.code_version, key  # the UI marks a twin stale when spec or code changes
+        assert node.automation_condition is None, key  # the job and its schedule run it
+    automated = example_definitions(home=tmp_path, automation=True).resolve_asset_graph()
+    for key in ours:
+        condition = automated.get(dg.AssetKey(key)).automation_condition
+        assert condition is not None and "eager" in condition.get_label().lower(), key
