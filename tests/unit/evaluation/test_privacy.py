@@ -27,7 +27,7 @@ def search(request, monkeypatch):
     """Run a test through both neighbour-search paths."""
     if request.param == "tree":
         monkeypatch.setattr(privacy_module, "_TREE_MAX_DIMENSIONS", 1_000)
-        monkeypatch.setattr(privacy_module, "_TREE_MAX_FEATURES", 1_000)
+        monkeypatch.setattr(privacy_module, "_TREE_MIN_ROWS", 1)
     else:
         monkeypatch.setattr(privacy_module, "_TREE_MAX_DIMENSIONS", 0)
     return request.param
