@@ -20,10 +20,17 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
 
 from bench.evaluation import BENCHMARKS  # noqa: E402
 from bench.multitable import BENCHMARKS as MULTITABLE_BENCHMARKS  # noqa: E402
+from bench.privacy_scale import BENCHMARKS as PRIVACY_BENCHMARKS  # noqa: E402
 from bench.quality import BENCHMARKS as QUALITY_BENCHMARKS  # noqa: E402
 from bench.store_latency import BENCHMARKS as STORE_BENCHMARKS  # noqa: E402
 
-BENCHMARKS = {**BENCHMARKS, **STORE_BENCHMARKS, **MULTITABLE_BENCHMARKS, **QUALITY_BENCHMARKS}
+BENCHMARKS = {
+    **BENCHMARKS,
+    **PRIVACY_BENCHMARKS,
+    **STORE_BENCHMARKS,
+    **MULTITABLE_BENCHMARKS,
+    **QUALITY_BENCHMARKS,
+}
 
 
 def main(argv: list[str] | None = None) -> int:

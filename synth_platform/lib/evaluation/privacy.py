@@ -62,6 +62,9 @@ _MAX_QUERY_BLOCKS = 4 * _MAX_BLOCKS  # the same in a query (a Python loop per co
 _TREE_MIN_ROWS = 64  # combinations with fewer reference rows are scanned by brute force
 _TREE_CHUNK = 65_536  # query rows per k-d tree call (a fraction of a second)
 _CHUNK_WORK = 2 * 10**9  # query x reference rows x features per brute-force kernel call
+_SMALL_WORK = 2_000_000  # below, NumPy instead of the compiled kernel (a parallel call's cost)
+_BOUNDED_SLICE = 1_024  # query rows per bounded k-d tree call (one bound for all of them)
+_TREE_THREADED_ROWS = 4_096  # fewer query rows: one k-d tree thread (threads start per call)
 _DECIMALS = 12  # distances are rounded so that ties are exact
 
 
@@ -717,7 +720,9 @@ class _ReferenceIndex:
             if not best[rows, k - 1].max() > 1:
                 continue
             mismatch = (blocks.codes != query_codes[rows[0]]).sum(axis=1)
-            for b in np.argsort(mismatch, kind="stable"):
+            # Fewest differing columns first, then the largest blocks (likelier to hold a close
+            # row, which tightens the bound for the blocks after them).
+            for b in np.lexsort((-np.diff(blocks.bounds), mismatch)):
                 m = int(mismatch[b])
                 if m == 0:
                     continue
@@ -725,7 +730,8 @@ class _ReferenceIndex:
                 if rows.size == 0:
                     break
                 for chunk in self._chunks(blocks, b, rows):
-                    found = self._search_block(blocks, b, search, chunk, k)
+                    limit = best[chunk, k - 1] - m
+                    found = self._search_block(blocks, b, search, chunk, k, limit)
                     for _ in range(m):  # the brute force's order: numeric terms, then 1s
                         found += 1.0
                     best[chunk] = np.sort(np.hstack([best[chunk], found]), axis=1)[:, :k]
@@ -739,12 +745,20 @@ class _ReferenceIndex:
             yield rows[start : start + step]
 
     def _search_block(
-        self, blocks: _Blocks, block: int, search: _Query, rows: np.ndarray, k: int
+        self,
+        blocks: _Blocks,
+        block: int,
+        search: _Query,
+        rows: np.ndarray,
+        k: int,
+        limit: np.ndarray | None = None,
     ) -> np.ndarray:
         """The ``k`` smallest numeric sums ``sum(min(|q - r|, 1))`` of ``rows`` over one block.
 
         Sums are those of the brute-force kernel (same terms, same order): the k-d tree only
-        picks ``k + 1`` candidates, whose sums are then recomputed column by column.
+        picks ``k + 1`` candidates, whose sums are then recomputed column by column. With
+        ``limit`` (one per row of ``rows``), sums above it may come back as inf: the tree
+        prunes beyond it.
         """
         size = int(blocks.bounds[block + 1] - blocks.bounds[block])
         out = np.full((rows.size, k), np.inf)
@@ -763,18 +777,41 @@ class _ReferenceIndex:
         inside = search.expressible[rows] if tree is not None else np.zeros(rows.size, bool)
         if not inside.all():
             outside = np.flatnonzero(~inside)
-            out[outside] = _nearest_l1_clipped(search.features[rows[outside]], reference_t, k)
+            features = search.features[rows[outside]]
+            if features.size * size <= _SMALL_WORK:  # a compiled call costs more here
+                out[outside] = _nearest_small(features, reference_t, k)
+            else:
+                out[outside] = _nearest_l1_clipped(features, reference_t, k)
         if tree is not None and inside.any():
             at = np.flatnonzero(inside)
             n_candidates = min(k + 1, size)
-            _, index = tree.query(search.embedding[rows[at]], k=n_candidates, p=1, workers=-1)
-            index = index.reshape(at.size, n_candidates)
-            sums = np.zeros(index.shape)
-            for j in range(reference_t.shape[0]):
-                term = np.abs(search.features[rows[at], j][:, None] - reference_t[j][index])
-                sums += np.minimum(term, 1.0)
-            sums.sort(axis=1)
-            out[at, : min(k, n_candidates)] = sums[:, :k]
+            if limit is None:
+                parts, bounds = [at], [np.inf]
+            else:
+                # A scalar bound per tree call: rows in order of their limit, in slices.
+                at = at[np.argsort(limit[at], kind="stable")]
+                parts = [at[i : i + _BOUNDED_SLICE] for i in range(0, at.size, _BOUNDED_SLICE)]
+                # Slack for the tree's own rounding: a candidate too many is harmless.
+                bounds = [float(limit[part[-1]]) * (1 + 1e-9) + 1e-12 for part in parts]
+            for part, bound in zip(parts, bounds, strict=True):
+                workers = -1 if part.size >= _TREE_THREADED_ROWS else 1  # threads start per call
+                _, index = tree.query(
+                    search.embedding[rows[part]],
+                    k=n_candidates,
+                    p=1,
+                    distance_upper_bound=bound,
+                    workers=workers,
+                )
+                index = index.reshape(part.size, n_candidates)
+                found = index < size  # beyond the bound the tree returns index == size
+                index = np.where(found, index, 0)
+                sums = np.zeros(index.shape)
+                for j in range(reference_t.shape[0]):
+                    term = np.abs(search.features[rows[part], j][:, None] - reference_t[j][index])
+                    sums += np.minimum(term, 1.0)
+                sums[~found] = np.inf
+                sums.sort(axis=1)
+                out[part, : min(k, n_candidates)] = sums[:, :k]
         return out
 
     # --------------------------------------------------------------------- brute force
@@ -808,6 +845,18 @@ class _ReferenceIndex:
             out[rows] = _nearest_l1_clipped(features, reference_t, k)
             tick(features.shape[0])
         return out
+
+
+def _nearest_small(query: np.ndarray, reference_t: np.ndarray, k: int) -> np.ndarray:
+    """:func:`_nearest_l1_clipped` for small problems in NumPy (the same sums, same order)."""
+    sums = np.zeros((query.shape[0], reference_t.shape[1]))
+    for j in range(reference_t.shape[0]):
+        sums += np.minimum(np.abs(query[:, j][:, None] - reference_t[j][None, :]), 1.0)
+    out = np.full((query.shape[0], k), np.inf)
+    kept = min(k, sums.shape[1])
+    if kept:
+        out[:, :kept] = np.sort(np.partition(sums, kept - 1, axis=1)[:, :kept], axis=1)
+    return out
 
 
 def _combination_keys(codes: list[np.ndarray], widths: list[int], n_rows: int) -> np.ndarray:
