@@ -775,13 +775,15 @@ class _ReferenceIndex:
                 self._block_trees[block] = cKDTree(_embedding(scaled, blocks.split))
         tree = self._block_trees.get(block)
         inside = search.expressible[rows] if tree is not None else np.zeros(rows.size, bool)
-        if not inside.all():
-            outside = np.flatnonzero(~inside)
-            features = search.features[rows[outside]]
+        outside = np.flatnonzero(~inside)
+        step = max(1, _CHUNK_WORK // (size * reference_t.shape[0]))  # interruptible calls
+        for start in range(0, outside.size, step):
+            part = outside[start : start + step]
+            features = search.features[rows[part]]
             if features.size * size <= _SMALL_WORK:  # a compiled call costs more here
-                out[outside] = _nearest_small(features, reference_t, k)
+                out[part] = _nearest_small(features, reference_t, k)
             else:
-                out[outside] = _nearest_l1_clipped(features, reference_t, k)
+                out[part] = _nearest_l1_clipped(features, reference_t, k)
         if tree is not None and inside.any():
             at = np.flatnonzero(inside)
             n_candidates = min(k + 1, size)
