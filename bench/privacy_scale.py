@@ -39,6 +39,7 @@ BEFORE_REVISION = "50a7cc4"
 GOAL_SECONDS = 300
 GOAL_RSS_MIB = 3 * 1024
 WIDE_COLUMNS = 80
+_CODE = "PRIVACY_SCALE_CODE"  # environment variable: directory of the "before" package
 
 
 def transactions_shape(n_rows: int, seed: int) -> tuple[pd.DataFrame, Columns]:
@@ -109,6 +110,7 @@ def _worker(shape: str, n: int, max_rows: int | None) -> dict[str, object]:
     out["near_copies_excess"] = report.near_copies_excess
     out["n_synthetic_evaluated"] = report.n_synthetic_evaluated
     out["n_reference"] = report.n_reference
+    out["package"] = str(Path(sys.modules["synth_platform"].__file__).parent.parent)
     return out
 
 
@@ -118,8 +120,9 @@ def _subprocess(
     command = [sys.executable, "-m", "bench.privacy_scale", "_worker", shape, str(n)]
     command.append("default" if max_rows is None else str(max_rows))
     env = dict(os.environ)
-    if code is not None:  # the "before" package shadows the working tree's
-        env["PYTHONPATH"] = os.pathsep.join([str(code), str(ROOT)])
+    env.pop(_CODE, None)
+    if code is not None:  # the "before" package shadows the working tree's (see __main__)
+        env[_CODE] = str(code)
     try:
         done = subprocess.run(
             command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout
@@ -149,7 +152,7 @@ def bench_privacy_scale(quick: bool) -> str:
     cases: list[tuple[str, str, int, int | None]] = []  # (version, shape, rows, max_rows)
     for n in sizes:
         cases.append(("before (defaults)", "transactions", n, None))
-        if n <= 100_000:
+        if 20_000 < n <= 100_000:  # at most 20,000 rows the defaults already take every row
             cases.append(("before, every row (max_rows=n)", "transactions", n, n))
         cases.append(("after (defaults)", "transactions", n, None))
     cases += [
@@ -176,6 +179,9 @@ def bench_privacy_scale(quick: bool) -> str:
         for version, shape, n, max_rows in cases:
             code = before if version.startswith("before") else None
             result = _subprocess(shape, n, max_rows, code, timeout=1800)
+            expected = str(ROOT if code is None else code)
+            if "error" not in result and result["package"] != expected:
+                result = {"error": f"imported {result['package']}, not {expected}"}
             label = "transactions-like" if shape == "transactions" else "wide"
             size = f"{n:,} real; {n:,} synthetic"
             if "error" in result:
@@ -217,6 +223,8 @@ BENCHMARKS = {"privacy_scale": bench_privacy_scale}
 
 if __name__ == "__main__":
     if len(sys.argv) == 5 and sys.argv[1] == "_worker":
+        if os.environ.get(_CODE):  # ahead of the working directory that `-m` puts first
+            sys.path.insert(0, os.environ[_CODE])
         max_rows = None if sys.argv[4] == "default" else int(sys.argv[4])
         print(json.dumps(_worker(sys.argv[2], int(sys.argv[3]), max_rows)))
     else:
