@@ -20,6 +20,7 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
 
 from bench.evaluation import BENCHMARKS  # noqa: E402
 from bench.multitable import BENCHMARKS as MULTITABLE_BENCHMARKS  # noqa: E402
+from bench.privacy_scale import BENCHMARKS as PRIVACY_BENCHMARKS  # noqa: E402
 from bench.quality import BENCHMARKS as QUALITY_BENCHMARKS  # noqa: E402
 from bench.rekey import BENCHMARKS as REKEY_BENCHMARKS  # noqa: E402
 from bench.scale import BENCHMARKS as SCALE_BENCHMARKS  # noqa: E402
@@ -27,6 +28,7 @@ from bench.store_latency import BENCHMARKS as STORE_BENCHMARKS  # noqa: E402
 
 BENCHMARKS = {
     **BENCHMARKS,
+    **PRIVACY_BENCHMARKS,
     **STORE_BENCHMARKS,
     **MULTITABLE_BENCHMARKS,
     **QUALITY_BENCHMARKS,

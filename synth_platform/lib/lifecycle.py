@@ -46,6 +46,7 @@ from synth_platform.lib.evaluation import (
     evaluate_utility,
     find_pii_leaks,
 )
+from synth_platform.lib.evaluation.privacy import MAX_ROWS as PRIVACY_MAX_ROWS
 from synth_platform.lib.extract import read_source, to_frame
 from synth_platform.lib.home import SynthHome
 from synth_platform.lib.lake import LakeConfig
@@ -807,9 +808,12 @@ def _privacy_metrics(
     rep: PrivacyReport | None = None
     unmeasured = NA.EMPTY_CANDIDATE if len(synth) == 0 else NA.NO_COLUMN_SCORED
     if len(synth) and cols:
+        # Every synthetic row up to MAX_ROWS; above, a seeded sample whose effect the metrics
+        # show (subsampled, dcr_share_sampling_error).
         rep = evaluate_privacy(
             train=train[cols], holdout=holdout[cols], synthetic=synth[cols],
             numeric=meta.numeric, datetime=meta.datetime, categorical=meta.categorical, seed=seed,
+            max_rows=PRIVACY_MAX_ROWS,
         )  # fmt: skip
     # Every declared PII column, whatever its type (dates, numbers, text).
     leaks = (
@@ -829,7 +833,7 @@ def _privacy_metrics(
         for name in ("exact_copies_train", "exact_copies_holdout", "dcr_share", "nndr_median",
                      "baseline_protection", "near_copies_excess"):  # fmt: skip
             metrics[name] = NotApplicable(unmeasured)
-        metrics["n_synthetic_evaluated"] = 0
+        metrics |= {"n_synthetic_evaluated": 0, "n_synthetic": len(synth), "subsampled": False}
     else:
         metrics |= {
             "exact_copies_train": rep.exact_copies_train,
@@ -843,6 +847,9 @@ def _privacy_metrics(
             # None when random rows sit on training rows at the median (or not requested)
             "baseline_protection": _or_na(rep.baseline_protection, NA.BASELINE_NOT_POSITIVE),
             "n_synthetic_evaluated": rep.n_synthetic_evaluated,
+            "n_synthetic": rep.n_synthetic,
+            "subsampled": rep.subsampled,
+            "dcr_share_sampling_error": rep.dcr_share_sampling_error,
         }
     details: dict[str, Any] = {"pii_leaks_by_column": leaks}
     risks = ("singling_out_risk", "linkability_risk", "inference_risk")
@@ -1123,6 +1130,10 @@ def _load_reports(
         baseline_protection=p.get("baseline_protection"),
         n_synthetic_evaluated=p["n_synthetic_evaluated"],
         n_reference=len(dcr_train),
+        # absent from gates recorded before they existed; metrics hold booleans as 0/1
+        n_synthetic=None if p.get("n_synthetic") is None else int(p["n_synthetic"]),
+        subsampled=bool(p.get("subsampled")),
+        dcr_share_sampling_error=p.get("dcr_share_sampling_error") or 0.0,
     )
     return fid, priv
 

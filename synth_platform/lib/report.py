@@ -761,6 +761,14 @@ def _privacy_section(privacy: PrivacyReport | None, figures: _Figures) -> str:
         ("synthetic rows evaluated", _fmt(privacy.n_synthetic_evaluated)),
         ("train and holdout rows searched (each)", _fmt(privacy.n_reference)),
     ]
+    if privacy.subsampled:
+        of = "" if privacy.n_synthetic is None else f" from {_fmt(privacy.n_synthetic)}"
+        facts.append(
+            (
+                f"DCR share standard error (rows sampled{of})",
+                _fmt(privacy.dcr_share_sampling_error),
+            )
+        )
     rows = "".join(f"<tr><td>{k}</td><td class='num'>{v}</td></tr>" for k, v in facts)
     return (
         f"<figure class='wide'>{_safely(draw)}<figcaption>Distance of each evaluated "

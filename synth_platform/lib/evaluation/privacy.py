@@ -12,23 +12,26 @@ listed columns of a per-column distance in ``[0, 1]``:
 
 Nearest neighbours are exact. Rows are mapped to an L1 embedding in which the Manhattan
 distance equals the sum of the per-column distances: a present numeric value, range-normalised
-to ``v``, becomes the two features ``(v/2, -v/2)`` and a missing one ``(1, 0)``, so
-``|v - w|`` separates two present values and exactly 1 separates missing from present; a
-categorical value becomes its one-hot vector times 0.5 (missing is a category, all categories
-unseen in the reference share one slot). In few embedded features scikit-learn's k-d tree
-(``NearestNeighbors``, Manhattan metric) searches that embedding. Otherwise, and for query rows
-holding a value outside the reference range (the embedding cannot express the clipping at 1),
-a compiled (numba), multi-threaded, tiled brute force evaluates ``sum(min(|q - r|, 1))`` over
-one float feature per column (missing numeric values as a far sentinel, categoricals as integer
-codes), keeping only the nearest sums per query row, so memory stays bounded whatever the table
-sizes.
+to ``v``, becomes ``v``, or the two features ``(v/2, -v/2)`` and a missing one ``(1, 0)`` in a
+column with missing values, so ``|v - w|`` separates two present values and exactly 1
+separates missing from present. Categorical columns stay out of the embedding: with few
+numeric columns the reference rows are grouped by their combination of categorical values (a
+row whose combination differs in ``m`` columns is at least ``m`` away, missing counting as a
+category and all categories unseen in the reference as one), and a k-d tree (SciPy's
+``cKDTree``, Manhattan metric) searches the numeric embedding within a group. Otherwise, and
+for query rows holding a value outside the reference range (the embedding cannot express the
+clipping at 1), a compiled (numba), multi-threaded, tiled brute force evaluates
+``sum(min(|q - r|, 1))`` over one float feature per column (missing numeric values as a far
+sentinel, categoricals as integer codes), keeping only the nearest sums per query row. Every
+search goes through the query rows in chunks, so memory stays bounded whatever the table sizes
+and an interrupt takes effect between chunks.
 """
 
 from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Literal
@@ -36,7 +39,7 @@ from typing import Literal
 import numba
 import numpy as np
 import pandas as pd
-from sklearn.neighbors import NearestNeighbors
+from scipy.spatial import cKDTree
 
 from synth_platform.lib.evaluation._columns import (
     Kind,
@@ -48,14 +51,20 @@ from synth_platform.lib.evaluation._columns import (
     require_columns,
 )
 
-__all__ = ["PrivacyReport", "evaluate_privacy", "find_pii_leaks"]
+__all__ = ["MAX_ROWS", "PrivacyReport", "evaluate_privacy", "find_pii_leaks"]
 
-# A k-d tree beats the compiled brute force only in few embedded features (measured, 2 cores):
-# 50k x 50k rows of 2, 3, 4 numeric columns 0.14/0.24/0.50 s vs 1.7/1.7/2.3 s; but the
-# transactions table (2 numeric + 3 categorical columns, 5 dimensions, ~20 one-hot features)
-# at 20k x 20k rows took 1.9 s by tree and 0.46 s by brute force.
-_TREE_MAX_DIMENSIONS = 7
-_TREE_MAX_FEATURES = 8
+# A k-d tree beats the compiled brute force only in few embedded features (measured, 2 cores:
+# 50k x 50k rows of 2, 3, 4 numeric columns 0.14/0.24/0.50 s vs 1.7/1.7/2.3 s). Categorical
+# columns do not enter the tree: the reference is grouped by their combination instead.
+_TREE_MAX_DIMENSIONS = 6
+_MAX_BLOCKS = 4_096  # categorical combinations in a reference, above: brute force
+_MAX_QUERY_BLOCKS = 4 * _MAX_BLOCKS  # the same in a query (a Python loop per combination)
+_TREE_MIN_ROWS = 64  # combinations with fewer reference rows are scanned by brute force
+_TREE_CHUNK = 65_536  # query rows per k-d tree call (a fraction of a second)
+_CHUNK_WORK = 2 * 10**9  # query x reference rows x features per brute-force kernel call
+_SMALL_WORK = 2_000_000  # below, NumPy instead of the compiled kernel (a parallel call's cost)
+_BOUNDED_SLICE = 1_024  # query rows per bounded k-d tree call (one bound for all of them)
+_TREE_THREADED_ROWS = 4_096  # fewer query rows: one k-d tree thread (threads start per call)
 _DECIMALS = 12  # distances are rounded so that ties are exact
 
 
@@ -77,16 +86,23 @@ class PrivacyReport:
         baseline_protection: SDMetrics' ``DCRBaselineProtection`` score: the median of
             ``dcr_train`` over the median distance to train of uniformly random rows, capped
             at 1; ``None`` when the random rows' median distance is 0 or it was not requested.
-        n_synthetic_evaluated: Number of synthetic rows behind the distance figures.
+        n_synthetic_evaluated: Number of synthetic rows behind the distance figures (all of
+            them up to ``max_rows``).
         n_reference: Number of train rows, and of holdout rows, searched.
         near_copies_synthetic: Share of evaluated synthetic rows within ``NEAR_COPY_DISTANCE``
-            of some train row, searched against ALL train rows (up to ``NEAR_COPY_MAX_TRAIN``).
+            of some train row, searched against ALL train rows (up to ``max_rows``).
         near_copies_holdout: The same share for holdout rows: how often unseen real rows sit
             on a train row anyway (repeated value combinations).
         near_copies_excess: ``near_copies_synthetic - near_copies_holdout``. ``dcr_share``
             searches train subsampled to the holdout's size, so a copy finds its original only
             with probability about holdout/train: lightly perturbed copies of training rows
             scored 0.54-0.60 there (passing) and escape ``exact_copies``; this catches them.
+        n_synthetic: Number of synthetic rows (``None`` in reports recorded without it).
+        subsampled: Whether any table was sampled down to ``max_rows`` rows for the distance
+            figures (train sampled to the holdout's size is the design, not a cap).
+        dcr_share_sampling_error: Standard error of ``dcr_share`` due to evaluating a random
+            subsample of the synthetic rows (finite-population corrected), measured on the
+            evaluated rows; 0 when every synthetic row was evaluated.
     """
 
     exact_copies_train: int
@@ -101,14 +117,17 @@ class PrivacyReport:
     near_copies_excess: float = math.nan
     near_copies_synthetic: float = math.nan
     near_copies_holdout: float = math.nan
+    n_synthetic: int | None = None
+    subsampled: bool = False
+    dcr_share_sampling_error: float = 0.0
 
 
 #: A synthetic row this close to a train row (mean per-column distance, numbers scaled by the
 #: real range) is a near copy: a 1e-6 nudge of one column of a copied row is far below it,
 #: one category of ten changed (0.1) or a 1% move of every number (0.01) far above it.
 NEAR_COPY_DISTANCE = 1e-4
-#: Train rows searched for near copies (exact search; the engine does 100k x 100k in seconds).
-NEAR_COPY_MAX_TRAIN = 200_000
+#: Rows evaluated per table by default: every row of tables up to this size.
+MAX_ROWS = 1_000_000
 
 
 def evaluate_privacy(
@@ -119,10 +138,11 @@ def evaluate_privacy(
     numeric: Sequence[str],
     datetime: Sequence[str],
     categorical: Sequence[str],
-    max_rows: int = 20_000,
+    max_rows: int = MAX_ROWS,
     seed: int = 0,
     baseline: bool = True,
     ranges: Literal["shared", "reference"] = "shared",
+    progress: Callable[[int, int], None] | None = None,
 ) -> PrivacyReport:
     """Measure how close synthetic rows sit to the train rows compared with holdout rows.
 
@@ -130,10 +150,14 @@ def evaluate_privacy(
     ranges come from all real rows (train and holdout) by default, or from each searched
     table as SDMetrics does with ``ranges="reference"``.
 
-    Subsampling, all seeded by ``seed``: at most ``max_rows`` synthetic rows are evaluated;
-    train and holdout are both sampled down to ``n_reference = min(len(train), len(holdout),
-    max_rows)`` rows so that neither side wins by being larger. Exact copies are counted on
-    all rows of every table.
+    Rows, all sampled with ``seed``: every synthetic row is evaluated up to ``max_rows``
+    (default 1,000,000); train and holdout are both sampled down to ``n_reference =
+    min(len(train), len(holdout), max_rows)`` rows so that neither side wins by being larger;
+    near copies search every train row (up to ``max_rows``). Above ``max_rows`` a seeded
+    sample is evaluated and the report says so (``subsampled``, ``dcr_share_sampling_error``).
+    Exact copies are counted on all rows of every table. Distances are exact at every size
+    (see ``_ReferenceIndex``) and memory stays bounded: searches go through the query rows in
+    chunks and keep only the nearest distances.
 
     Differences from SDMetrics' ``DCROverfittingProtection``: SDMetrics counts a tie as closer
     to holdout and does not equalise the reference sizes; ``dcr_share`` counts a tie as 0.5.
@@ -158,6 +182,8 @@ def evaluate_privacy(
             ``calculate_dcr`` does (for side-by-side comparisons). With per-reference ranges
             one outlier in a small holdout rescales every holdout distance: on a 300-row
             table a GaussianCopula sample scored 0.80 that way and 0.50 with shared ranges.
+        progress: Called with (rows searched, rows to search) after each chunk of every
+            search, so that a long evaluation can report how far it got.
 
     Returns:
         The report.
@@ -191,6 +217,15 @@ def evaluate_privacy(
     synthetic_rows = encoded["synthetic"].rows.take(_subsample(len(synthetic), max_rows, rng))
     train_rows = encoded["train"].rows.take(_subsample(len(train), n_reference, rng))
     holdout_rows = encoded["holdout"].rows.take(_subsample(len(holdout), n_reference, rng))
+    # Near copies (see PrivacyReport) search every train row: their own seed stream, so the
+    # subsamples above do not depend on it.
+    near_rng = np.random.default_rng([seed, 1])
+    full_train = encoded["train"].rows.take(_subsample(len(train), max_rows, near_rng))
+    holdout_eval = encoded["holdout"].rows.take(_subsample(len(holdout), max_rows, near_rng))
+
+    n_evaluated = synthetic_rows.n_rows
+    searches = 3 + int(baseline)  # synthetic rows against train, holdout, all train, random
+    tick = _Progress(progress, searches * n_evaluated + holdout_eval.n_rows).tick
 
     # Both searches must use one metric: with per-reference ranges, one outlier in a small
     # holdout sample rescales every holdout distance and skews the share (measured: 0.80 on
@@ -201,11 +236,11 @@ def evaluate_privacy(
         else None
     )
     train_index = _ReferenceIndex(train_rows, scale_from=shared)
-    to_train = train_index.nearest(synthetic_rows, k=min(2, n_reference))
+    to_train = train_index.nearest(synthetic_rows, k=min(2, n_reference), progress=tick)
     dcr_train = to_train[:, 0]
-    dcr_holdout = _ReferenceIndex(holdout_rows, scale_from=shared).nearest(synthetic_rows, k=1)[
-        :, 0
-    ]
+    holdout_index = _ReferenceIndex(holdout_rows, scale_from=shared)
+    dcr_holdout = holdout_index.nearest(synthetic_rows, k=1, progress=tick)[:, 0]
+    del holdout_index
     closer = np.where(dcr_train < dcr_holdout, 1.0, np.where(dcr_train == dcr_holdout, 0.5, 0.0))
 
     if to_train.shape[1] == 2:
@@ -214,24 +249,30 @@ def evaluate_privacy(
         nndr_median = float(np.median(ratio))
     else:
         nndr_median = math.nan
+    del to_train
 
-    # Near copies against the whole train table (see PrivacyReport): its own seed stream, so
-    # the subsamples above stay what they were.
-    near_rng = np.random.default_rng([seed, 1])
-    full_train = encoded["train"].rows.take(_subsample(len(train), NEAR_COPY_MAX_TRAIN, near_rng))
     full_index = _ReferenceIndex(full_train, scale_from=shared)
     near_synthetic = float(
-        np.mean(full_index.nearest(synthetic_rows, k=1)[:, 0] <= NEAR_COPY_DISTANCE)
+        np.mean(full_index.nearest(synthetic_rows, k=1, progress=tick)[:, 0] <= NEAR_COPY_DISTANCE)
     )
-    holdout_eval = encoded["holdout"].rows.take(_subsample(len(holdout), max_rows, near_rng))
-    near_holdout = float(np.mean(full_index.nearest(holdout_eval, k=1)[:, 0] <= NEAR_COPY_DISTANCE))
+    near_holdout = float(
+        np.mean(full_index.nearest(holdout_eval, k=1, progress=tick)[:, 0] <= NEAR_COPY_DISTANCE)
+    )
+    del full_index
 
     protection: float | None = None
     if baseline:
-        random_rows = _random_rows(train, train_rows, columns, kinds, synthetic_rows.n_rows, rng)
-        random_median = float(np.median(train_index.nearest(random_rows, k=1)[:, 0]))
+        random_rows = _random_rows(train, train_rows, columns, kinds, n_evaluated, rng)
+        random_median = float(np.median(train_index.nearest(random_rows, k=1, progress=tick)))
         if random_median > 0:
             protection = min(float(np.median(dcr_train)) / random_median, 1.0)
+
+    # What evaluating a subsample costs: the standard error of the share over a simple random
+    # sample of the synthetic rows (finite-population corrected; 0 when every row is in).
+    sampling_error = 0.0
+    if 1 < n_evaluated < len(synthetic):
+        variance = float(np.var(closer, ddof=1)) / n_evaluated * (1 - n_evaluated / len(synthetic))
+        sampling_error = math.sqrt(variance)
 
     return PrivacyReport(
         exact_copies_train=exact_train,
@@ -241,12 +282,32 @@ def evaluate_privacy(
         dcr_holdout=dcr_holdout,
         nndr_median=nndr_median,
         baseline_protection=protection,
-        n_synthetic_evaluated=synthetic_rows.n_rows,
+        n_synthetic_evaluated=n_evaluated,
         n_reference=n_reference,
         near_copies_excess=near_synthetic - near_holdout,
         near_copies_synthetic=near_synthetic,
         near_copies_holdout=near_holdout,
+        n_synthetic=len(synthetic),
+        subsampled=n_evaluated < len(synthetic)
+        or n_reference < min(len(train), len(holdout))
+        or full_train.n_rows < len(train)
+        or holdout_eval.n_rows < len(holdout),
+        dcr_share_sampling_error=sampling_error,
     )
+
+
+class _Progress:
+    """Rows done across the searches of one evaluation, reported to a callback."""
+
+    def __init__(self, callback: Callable[[int, int], None] | None, total: int) -> None:
+        self._callback = callback
+        self._total = total
+        self._done = 0
+
+    def tick(self, rows: int) -> None:
+        self._done += rows
+        if self._callback is not None:
+            self._callback(self._done, self._total)
 
 
 def _is_text(column: pd.Series) -> bool:
@@ -486,8 +547,41 @@ def _local_codes(shared_codes: np.ndarray, observed: np.ndarray) -> np.ndarray:
     return np.where(shared_codes < 0, n, np.where(found, position, n + 1))
 
 
+@dataclass(frozen=True)
+class _Blocks:
+    """Reference rows grouped by their categorical combination (see ``_ReferenceIndex``)."""
+
+    split: np.ndarray  # per numeric column: embedded as two features (the reference has NaN)
+    keys: np.ndarray  # sorted combination keys, one per block
+    order: np.ndarray  # reference rows, block after block
+    bounds: np.ndarray  # block b holds order[bounds[b]:bounds[b + 1]]
+    codes: np.ndarray  # (blocks, categorical columns) local codes of each block
+
+
+@dataclass(frozen=True)
+class _Query:
+    """Numeric query features of one blocked search (all rows of one ``nearest`` call)."""
+
+    features: np.ndarray  # (rows, numeric columns) scaled, clipped, missing as _MISSING
+    embedding: np.ndarray  # (rows, dimensions) the L1 embedding searched by the k-d trees
+    expressible: np.ndarray  # rows whose distances the embedding gives exactly
+
+
 class _ReferenceIndex:
-    """Exact nearest-neighbour search in the mixed-type distance against one reference table."""
+    """Exact nearest-neighbour search in the mixed-type distance against one reference table.
+
+    Two exact strategies. With few numeric columns (at most ``_TREE_MAX_DIMENSIONS`` embedded
+    features) and few categorical combinations in the reference (``_MAX_BLOCKS``), the
+    reference rows are grouped by their combination of categorical values: a reference row
+    whose combination differs from the query row's in ``m`` columns is at least ``m`` away
+    (each differing column adds exactly 1 to the sum), so each query row is searched within its
+    own combination first (a k-d tree over the numeric embedding of the module docstring, or
+    the compiled brute force for small groups and for query rows the embedding cannot express),
+    then only in the combinations with ``m`` below its ``k``-th distance so far, which is
+    usually none. Otherwise the compiled brute force scans the whole reference. Both run in
+    chunks of query rows (Python's signal handlers run between chunks, so an interrupt takes
+    effect within about a second) and keep only the ``k`` nearest sums per row.
+    """
 
     def __init__(self, reference: _Rows, *, scale_from: Sequence[np.ndarray] | None = None) -> None:
         self._reference = reference
@@ -515,6 +609,10 @@ class _ReferenceIndex:
             self._reference_codes.append(_local_codes(shared_codes, observed))
         self._widths = [len(categories) + 2 for categories in self._categories]
         self._reference_features: np.ndarray | None = None  # built on the first brute search
+        self._blocks: _Blocks | None = None
+        self._blocks_checked = False
+        self._block_features: dict[int, np.ndarray] = {}  # block -> (columns, rows) features
+        self._block_trees: dict[int, cKDTree] = {}
 
     def _scale(self, numeric: np.ndarray) -> np.ndarray:
         """Range-normalise so that references lie in [0, 1] (0/1 'differs' for zero ranges)."""
@@ -529,69 +627,198 @@ class _ReferenceIndex:
         scaled[np.isnan(numeric)] = np.nan
         return scaled
 
-    def _codes(self, query: _Rows) -> list[np.ndarray]:
+    def _codes(self, query: _Rows, rows: slice = slice(None)) -> list[np.ndarray]:
         """Query categorical codes in the reference's code space (see ``__init__``)."""
         return [
-            _local_codes(shared_codes, observed)
+            _local_codes(shared_codes[rows], observed)
             for shared_codes, observed in zip(query.categorical, self._categories, strict=True)
         ]
 
-    def nearest(self, query: _Rows, *, k: int) -> np.ndarray:
+    def nearest(
+        self, query: _Rows, *, k: int, progress: Callable[[int], None] | None = None
+    ) -> np.ndarray:
         """Distances (mean per-column distance) from each query row to its ``k`` nearest.
+
+        Args:
+            query: The query rows.
+            k: Neighbours per row (1 or 2); missing neighbours (fewer reference rows) are inf.
+            progress: Called after each chunk with the number of query rows it finished.
 
         Returns:
             Array of shape ``(query rows, k)``, ascending along each row, rounded to 12
             decimals so that equal distances compare equal.
         """
-        # Clipping to [-1, 2] keeps every clipped distance min(|v - w|, 1) for w in [0, 1].
-        scaled = np.clip(self._scale(query.numeric), -1.0, 2.0)
-        codes = self._codes(query)
+        tick = progress or (lambda rows: None)
+        blocks = self._blocked_layout()
         distances = None
-        if scaled.shape[1] + len(self._widths) <= _TREE_MAX_DIMENSIONS:
-            numeric_reference, numeric_query = _numeric_features(self._reference_scaled, scaled)
-            dimensions = numeric_reference.shape[1] + len(self._widths)
-            features = numeric_reference.shape[1] + sum(self._widths)
-            if dimensions <= _TREE_MAX_DIMENSIONS and features <= _TREE_MAX_FEATURES:
-                out_of_range = (scaled < 0) | (scaled > 1)  # False where missing
-                distances = np.empty((query.n_rows, k))
-                inside = ~out_of_range.any(axis=1)
-                rows = np.flatnonzero(inside)
-                distances[rows] = self._tree(
-                    numeric_reference, numeric_query[rows], [c[rows] for c in codes], k
-                )
-                rows = np.flatnonzero(~inside)
-                if rows.size:
-                    distances[rows] = self._brute(scaled[rows], [c[rows] for c in codes], k)
+        if blocks is not None:
+            distances = self._blocked(blocks, query, k, tick)
         if distances is None:
-            distances = self._brute(scaled, codes, k)
+            distances = self._brute(query, k, tick)
         return np.round(distances / self._reference.n_columns, _DECIMALS)
 
-    def _tree(
-        self,
-        numeric_reference: np.ndarray,
-        numeric_query: np.ndarray,
-        codes: list[np.ndarray],
-        k: int,
-    ) -> np.ndarray:
-        """k-d tree search of the full L1 embedding (categoricals one-hot times 0.5)."""
-        if numeric_query.shape[0] == 0:
-            return np.empty((0, k))
-        reference = np.hstack(
-            [numeric_reference]
-            + [
-                _one_hot(c, w, 0.5)
-                for c, w in zip(self._reference_codes, self._widths, strict=True)
-            ]
-        )
-        query = np.hstack(
-            [numeric_query]
-            + [_one_hot(c, w, 0.5) for c, w in zip(codes, self._widths, strict=True)]
-        )
-        index = NearestNeighbors(metric="manhattan", algorithm="kd_tree").fit(reference)
-        distances, _ = index.kneighbors(query, n_neighbors=k)
-        return distances
+    # ------------------------------------------------------------------ blocked search
 
-    def _brute(self, scaled: np.ndarray, codes: list[np.ndarray], k: int) -> np.ndarray:
+    def _blocked_layout(self) -> _Blocks | None:
+        """The reference grouped by categorical combination, or ``None`` when not worth it."""
+        if self._blocks_checked:
+            return self._blocks
+        self._blocks_checked = True
+        split = np.isnan(self._reference_scaled).any(axis=0)
+        if self._reference_scaled.shape[1] + int(split.sum()) > _TREE_MAX_DIMENSIONS:
+            return None
+        if math.prod(self._widths) >= 2**62:  # combination keys must fit in int64
+            return None
+        keys = _combination_keys(self._reference_codes, self._widths, self._reference.n_rows)
+        unique, inverse = np.unique(keys, return_inverse=True)
+        if unique.size > _MAX_BLOCKS:
+            return None
+        order = np.argsort(inverse, kind="stable")
+        bounds = np.searchsorted(inverse[order], np.arange(unique.size + 1))
+        codes = _stack_codes(self._reference_codes, keys.size)[order[bounds[:-1]]]
+        self._blocks = _Blocks(split, unique, order, bounds, codes)
+        return self._blocks
+
+    def _blocked(
+        self, blocks: _Blocks, query: _Rows, k: int, tick: Callable[[int], None]
+    ) -> np.ndarray | None:
+        """Blocked exact search (class docstring); ``None`` when the query has too many
+        categorical combinations for a per-combination loop."""
+        codes = self._codes(query)
+        keys = _combination_keys(codes, self._widths, query.n_rows)
+        order = np.argsort(keys, kind="stable")
+        combinations, starts = np.unique(keys[order], return_index=True)
+        if combinations.size > _MAX_QUERY_BLOCKS:
+            return None
+        bounds = np.append(starts, keys.size)
+        position = np.minimum(np.searchsorted(blocks.keys, combinations), blocks.keys.size - 1)
+        same = np.where(blocks.keys[position] == combinations, position, -1)
+
+        scaled = np.clip(self._scale(query.numeric), -1.0, 2.0)
+        missing = np.isnan(scaled)
+        # The embedding gives |v - w| without the clipping at 1: exact for values in the
+        # reference's [0, 1], and for missing values where the reference has some too.
+        expressible = (((scaled >= 0) & (scaled <= 1)) | (missing & blocks.split)).all(axis=1)
+        search = _Query(
+            np.where(missing, _MISSING, scaled), _embedding(scaled, blocks.split), expressible
+        )
+        best = np.full((keys.size, k), np.inf)
+        # Within each row's own combination the categorical columns add 0.
+        for c in range(combinations.size):
+            rows = order[bounds[c] : bounds[c + 1]]
+            if same[c] < 0:
+                tick(rows.size)
+                continue
+            for chunk in self._chunks(blocks, same[c], rows):
+                best[chunk] = self._search_block(blocks, same[c], search, chunk, k)
+                tick(chunk.size)
+        # A combination differing in m columns adds exactly m: search it only for the rows
+        # whose k-th distance so far exceeds m (ties at m would not change the k-th value).
+        query_codes = _stack_codes(codes, keys.size)
+        for c in range(combinations.size):
+            rows = order[bounds[c] : bounds[c + 1]]
+            if not best[rows, k - 1].max() > 1:
+                continue
+            mismatch = (blocks.codes != query_codes[rows[0]]).sum(axis=1)
+            # Fewest differing columns first, then the largest blocks (likelier to hold a close
+            # row, which tightens the bound for the blocks after them).
+            for b in np.lexsort((-np.diff(blocks.bounds), mismatch)):
+                m = int(mismatch[b])
+                if m == 0:
+                    continue
+                rows = rows[best[rows, k - 1] > m]
+                if rows.size == 0:
+                    break
+                for chunk in self._chunks(blocks, b, rows):
+                    limit = best[chunk, k - 1] - m
+                    found = self._search_block(blocks, b, search, chunk, k, limit)
+                    for _ in range(m):  # the brute force's order: numeric terms, then 1s
+                        found += 1.0
+                    best[chunk] = np.sort(np.hstack([best[chunk], found]), axis=1)[:, :k]
+        return best
+
+    def _chunks(self, blocks: _Blocks, block: int, rows: np.ndarray) -> Iterator[np.ndarray]:
+        size = blocks.bounds[block + 1] - blocks.bounds[block]
+        work = max(1, size * self._reference_scaled.shape[1])
+        step = _TREE_CHUNK if size >= _TREE_MIN_ROWS else max(_TREE_CHUNK, _CHUNK_WORK // work)
+        for start in range(0, rows.size, step):
+            yield rows[start : start + step]
+
+    def _search_block(
+        self,
+        blocks: _Blocks,
+        block: int,
+        search: _Query,
+        rows: np.ndarray,
+        k: int,
+        limit: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """The ``k`` smallest numeric sums ``sum(min(|q - r|, 1))`` of ``rows`` over one block.
+
+        Sums are those of the brute-force kernel (same terms, same order): the k-d tree only
+        picks ``k + 1`` candidates, whose sums are then recomputed column by column. With
+        ``limit`` (one per row of ``rows``), sums above it may come back as inf: the tree
+        prunes beyond it.
+        """
+        size = int(blocks.bounds[block + 1] - blocks.bounds[block])
+        out = np.full((rows.size, k), np.inf)
+        if search.features.shape[1] == 0:  # no numeric column: every block row is at 0
+            out[:, : min(k, size)] = 0.0
+            return out
+        reference_t = self._block_features.get(block)
+        if reference_t is None:
+            members = blocks.order[blocks.bounds[block] : blocks.bounds[block + 1]]
+            scaled = self._reference_scaled[members]
+            reference_t = np.ascontiguousarray(np.where(np.isnan(scaled), _MISSING, scaled).T)
+            self._block_features[block] = reference_t
+            if size >= _TREE_MIN_ROWS:
+                self._block_trees[block] = cKDTree(_embedding(scaled, blocks.split))
+        tree = self._block_trees.get(block)
+        inside = search.expressible[rows] if tree is not None else np.zeros(rows.size, bool)
+        outside = np.flatnonzero(~inside)
+        step = max(1, _CHUNK_WORK // (size * reference_t.shape[0]))  # interruptible calls
+        for start in range(0, outside.size, step):
+            part = outside[start : start + step]
+            features = search.features[rows[part]]
+            if features.size * size <= _SMALL_WORK:  # a compiled call costs more here
+                out[part] = _nearest_small(features, reference_t, k)
+            else:
+                out[part] = _nearest_l1_clipped(features, reference_t, k)
+        if tree is not None and inside.any():
+            at = np.flatnonzero(inside)
+            n_candidates = min(k + 1, size)
+            if limit is None:
+                parts, bounds = [at], [np.inf]
+            else:
+                # A scalar bound per tree call: rows in order of their limit, in slices.
+                at = at[np.argsort(limit[at], kind="stable")]
+                parts = [at[i : i + _BOUNDED_SLICE] for i in range(0, at.size, _BOUNDED_SLICE)]
+                # Slack for the tree's own rounding: a candidate too many is harmless.
+                bounds = [float(limit[part[-1]]) * (1 + 1e-9) + 1e-12 for part in parts]
+            for part, bound in zip(parts, bounds, strict=True):
+                workers = -1 if part.size >= _TREE_THREADED_ROWS else 1  # threads start per call
+                _, index = tree.query(
+                    search.embedding[rows[part]],
+                    k=n_candidates,
+                    p=1,
+                    distance_upper_bound=bound,
+                    workers=workers,
+                )
+                index = index.reshape(part.size, n_candidates)
+                found = index < size  # beyond the bound the tree returns index == size
+                index = np.where(found, index, 0)
+                sums = np.zeros(index.shape)
+                for j in range(reference_t.shape[0]):
+                    term = np.abs(search.features[rows[part], j][:, None] - reference_t[j][index])
+                    sums += np.minimum(term, 1.0)
+                sums[~found] = np.inf
+                sums.sort(axis=1)
+                out[part, : min(k, n_candidates)] = sums[:, :k]
+        return out
+
+    # --------------------------------------------------------------------- brute force
+
+    def _brute(self, query: _Rows, k: int, tick: Callable[[int], None]) -> np.ndarray:
         """Exact brute force in the per-column form ``sum(min(|q - r|, 1))``.
 
         Every column becomes one float feature: a numeric value its scaled value (query values
@@ -599,45 +826,75 @@ class _ReferenceIndex:
         from any present value, 0 from another missing one), and a categorical value its
         integer code (``min(|a - b|, 1)`` is 1 exactly when the codes differ). A compiled,
         multi-threaded kernel scans the reference in tiles, keeping only the ``k`` smallest
-        sums per query row, so memory stays bounded whatever the table sizes.
+        sums per query row; query rows go through in chunks of about ``_CHUNK_WORK`` row-pair
+        features, so memory stays bounded whatever the table sizes.
         """
         if self._reference_features is None:
             self._reference_features = np.ascontiguousarray(
                 _features(self._reference_scaled, self._reference_codes).T
             )
-        return _nearest_l1_clipped(_features(scaled, codes), self._reference_features, k)
+        reference_t = self._reference_features
+        # Enough rows per call to keep every thread busy (tiles of _SCREEN_QUERY_TILE rows).
+        step = max(
+            2 * _SCREEN_QUERY_TILE * numba.get_num_threads(),
+            _CHUNK_WORK // max(1, reference_t.size),
+        )
+        out = np.empty((query.n_rows, k))
+        for start in range(0, query.n_rows, step):
+            rows = slice(start, min(start + step, query.n_rows))
+            scaled = np.clip(self._scale(query.numeric[rows]), -1.0, 2.0)
+            features = _features(scaled, self._codes(query, rows))
+            out[rows] = _nearest_l1_clipped(features, reference_t, k)
+            tick(features.shape[0])
+        return out
 
 
-def _numeric_features(reference: np.ndarray, query: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """L1 features of scaled numeric columns for a reference and a query table.
+def _nearest_small(query: np.ndarray, reference_t: np.ndarray, k: int) -> np.ndarray:
+    """:func:`_nearest_l1_clipped` for small problems in NumPy (the same sums, same order)."""
+    sums = np.zeros((query.shape[0], reference_t.shape[1]))
+    for j in range(reference_t.shape[0]):
+        sums += np.minimum(np.abs(query[:, j][:, None] - reference_t[j][None, :]), 1.0)
+    out = np.full((query.shape[0], k), np.inf)
+    kept = min(k, sums.shape[1])
+    if kept:
+        out[:, :kept] = np.sort(np.partition(sums, kept - 1, axis=1)[:, :kept], axis=1)
+    return out
 
-    A column without missing cells in either table is its scaled value ``v``; otherwise it
+
+def _combination_keys(codes: list[np.ndarray], widths: list[int], n_rows: int) -> np.ndarray:
+    """One int64 per row identifying its combination of local categorical codes."""
+    keys = np.zeros(n_rows, dtype=np.int64)
+    radix = 1
+    for c, width in zip(codes, widths, strict=True):
+        keys += c.astype(np.int64) * radix
+        radix *= width
+    return keys
+
+
+def _stack_codes(codes: list[np.ndarray], n_rows: int) -> np.ndarray:
+    return np.column_stack(codes) if codes else np.zeros((n_rows, 0), dtype=np.int64)
+
+
+def _embedding(scaled: np.ndarray, split: np.ndarray) -> np.ndarray:
+    """L1 embedding of scaled numeric columns (module docstring), C-contiguous.
+
+    A column the reference has no missing value in is its scaled value ``v``; otherwise it
     becomes ``(v/2, -v/2)`` when present and ``(1, 0)`` when missing, which puts a missing
     value at distance exactly 1 from every present value in ``[0, 1]``.
     """
-    reference_parts, query_parts = [], []
-    for j in range(reference.shape[1]):
-        r, q = reference[:, j], query[:, j]
-        r_missing, q_missing = np.isnan(r), np.isnan(q)
-        if not (r_missing.any() or q_missing.any()):
-            reference_parts.append(r[:, None])
-            query_parts.append(q[:, None])
+    parts = []
+    for j in range(scaled.shape[1]):
+        v = scaled[:, j]
+        if not split[j]:
+            parts.append(np.nan_to_num(v, nan=_MISSING))  # missing: not expressible anyway
             continue
-        for values, missing, parts in (
-            (r, r_missing, reference_parts),
-            (q, q_missing, query_parts),
-        ):
-            half = np.where(missing, 0.0, values / 2.0)
-            parts.append(np.column_stack([np.where(missing, 1.0, half), -half]))
-    if not reference_parts:
-        return np.zeros((reference.shape[0], 0)), np.zeros((query.shape[0], 0))
-    return np.hstack(reference_parts), np.hstack(query_parts)
-
-
-def _one_hot(codes: np.ndarray, width: int, value: float) -> np.ndarray:
-    out = np.zeros((codes.size, width))
-    out[np.arange(codes.size), codes] = value
-    return out
+        missing = np.isnan(v)
+        half = np.where(missing, 0.0, v / 2.0)
+        parts.append(np.where(missing, 1.0, half))
+        parts.append(-half)
+    if not parts:
+        return np.zeros((scaled.shape[0], 0))
+    return np.ascontiguousarray(np.column_stack(parts))
 
 
 _MISSING = 8.0  # feature value of a missing numeric cell; present values lie in [-1, 2]

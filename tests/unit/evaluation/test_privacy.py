@@ -27,7 +27,7 @@ def search(request, monkeypatch):
     """Run a test through both neighbour-search paths."""
     if request.param == "tree":
         monkeypatch.setattr(privacy_module, "_TREE_MAX_DIMENSIONS", 1_000)
-        monkeypatch.setattr(privacy_module, "_TREE_MAX_FEATURES", 1_000)
+        monkeypatch.setattr(privacy_module, "_TREE_MIN_ROWS", 1)
     else:
         monkeypatch.setattr(privacy_module, "_TREE_MAX_DIMENSIONS", 0)
     return request.param
@@ -197,6 +197,31 @@ def test_references_are_subsampled_to_the_same_seeded_size():
     assert first.n_synthetic_evaluated == 500 == first.dcr_train.size
     np.testing.assert_array_equal(first.dcr_train, again.dcr_train)
     assert first.dcr_share == again.dcr_share
+    # The cap shows on the report with its measured effect on the share.
+    assert first.subsampled and first.n_synthetic == 700
+    share = first.dcr_share
+    assert 0 < first.dcr_share_sampling_error <= 1.01 * math.sqrt(share * (1 - share) / 500 * 2 / 7)
+
+
+def test_every_synthetic_row_is_evaluated_by_default_with_progress_per_chunk(monkeypatch):
+    monkeypatch.setattr(privacy_module, "_TREE_CHUNK", 100)
+    train, holdout = mixed_table(900, seed=1), mixed_table(300, seed=2)
+    synthetic = mixed_table(700, seed=3)
+    calls = []
+    report = evaluate_privacy(
+        train=train,
+        holdout=holdout,
+        synthetic=synthetic,
+        progress=lambda done, total: calls.append((done, total)),
+        **COLUMNS,
+    )
+    assert report.n_synthetic_evaluated == 700 == report.n_synthetic
+    assert report.n_reference == 300
+    assert not report.subsampled and report.dcr_share_sampling_error == 0.0
+    # synthetic rows against train, holdout, all train and random rows; holdout rows
+    total = 4 * 700 + 300
+    assert calls[-1] == (total, total) and len(calls) > 4
+    assert [done for done, _ in calls] == sorted(done for done, _ in calls)
 
 
 def test_exact_copies_do_not_depend_on_dtypes():

@@ -108,3 +108,133 @@ def test_float32_screen_falls_back_when_ties_overflow_its_buffer(monkeypatch):
     monkeypatch.setattr(privacy_module, "_nearest_l1_clipped_kernel", recording)
     assert np.array_equal(privacy_module._nearest_l1_clipped(query, reference_t, 2), expected)
     assert rescanned == [1]  # only the tied query row went back to float64
+
+
+# ------------------------------------------------------------- blocked search vs brute force
+
+
+def _random_rows(
+    rng: np.random.Generator,
+    n_rows: int,
+    *,
+    n_numeric: int,
+    levels: list[int],
+    grid: bool,
+    query: bool,
+) -> privacy_module._Rows:
+    """Rows with missing cells; a query also gets out-of-range values and unseen categories."""
+    if grid:  # few distinct values: many exact ties
+        numeric = rng.integers(0, 5, size=(n_rows, n_numeric)).astype(float)
+    else:
+        numeric = rng.normal(size=(n_rows, n_numeric))
+    if query:
+        outside = rng.random((n_rows, n_numeric)) < 0.03
+        numeric[outside] = rng.choice([-40.0, -6.0, 7.5, 60.0], size=outside.sum())
+    numeric[rng.random((n_rows, n_numeric)) < 0.08] = np.nan
+    categorical = []
+    for n_levels in levels:
+        codes = rng.integers(0, n_levels + (1 if query else 0), size=n_rows)  # + unseen code
+        codes[rng.random(n_rows) < 0.05] = -1
+        categorical.append(codes.astype(np.int64))
+    return privacy_module._Rows(n_rows, numeric, categorical)
+
+
+def _naive_nearest(
+    index: privacy_module._ReferenceIndex,
+    query: privacy_module._Rows,
+    reference: privacy_module._Rows,
+    k: int,
+) -> np.ndarray:
+    """The documented distance for every pair (numeric columns first, then categorical ones,
+    summed in column order as the compiled kernel does), then the k smallest per row."""
+    lo, span = index._lo, index._span
+    total = np.zeros((query.n_rows, reference.n_rows))
+    for j in range(query.numeric.shape[1]):
+        a, b = query.numeric[:, j][:, None], reference.numeric[:, j][None, :]
+        if np.isnan(span[j]):  # no real value at all: every present value is 0
+            scaled_a, scaled_b = np.zeros_like(a), np.zeros_like(b)
+        elif span[j] == 0:
+            scaled_a, scaled_b = (a != lo[j]).astype(float), (b != lo[j]).astype(float)
+        else:
+            scaled_a, scaled_b = (a - lo[j]) / span[j], (b - lo[j]) / span[j]
+        term = np.minimum(np.abs(scaled_a - scaled_b), 1.0)
+        term = np.where(
+            np.isnan(a) & np.isnan(b), 0.0, np.where(np.isnan(a) ^ np.isnan(b), 1, term)
+        )
+        total += term
+    for a, b in zip(query.categorical, reference.categorical, strict=True):
+        total += (a[:, None] != b[None, :]).astype(float)
+    nearest = np.sort(total, axis=1)[:, :k]
+    if nearest.shape[1] < k:
+        nearest = np.hstack([nearest, np.full((query.n_rows, k - nearest.shape[1]), np.inf)])
+    return np.round(nearest / (query.numeric.shape[1] + len(query.categorical)), 12)
+
+
+@pytest.fixture(params=["blocked", "brute"])
+def strategy(request, monkeypatch):
+    """Run a test through both exact searches, with chunks small enough to take several."""
+    monkeypatch.setattr(privacy_module, "_TREE_CHUNK", 37)
+    monkeypatch.setattr(privacy_module, "_CHUNK_WORK", 5_000)
+    if request.param == "blocked":
+        monkeypatch.setattr(privacy_module, "_TREE_MIN_ROWS", 8)  # trees even in small blocks
+    else:
+        monkeypatch.setattr(privacy_module, "_TREE_MAX_DIMENSIONS", 0)
+    return request.param
+
+
+@pytest.mark.parametrize(
+    ("n_numeric", "levels", "grid"),
+    [
+        (3, [4, 3, 2], False),  # mixed
+        (3, [4, 3, 2], True),  # mixed, many exact ties
+        (2, [1, 6], False),  # a single-level categorical
+        (4, [], False),  # all numeric
+        (4, [], True),
+        (0, [3, 4, 2], False),  # all categorical
+        (1, [2], True),
+    ],
+)
+@pytest.mark.parametrize("k", [1, 2])
+def test_search_returns_exactly_the_naive_nearest_distances(n_numeric, levels, grid, k, strategy):
+    rng = np.random.default_rng([n_numeric, len(levels), int(grid), k])
+    reference = _random_rows(rng, 400, n_numeric=n_numeric, levels=levels, grid=grid, query=False)
+    query = _random_rows(rng, 300, n_numeric=n_numeric, levels=levels, grid=grid, query=True)
+    query = privacy_module._Rows(  # exact copies of reference rows: distance 0 ties
+        300,
+        np.vstack([reference.numeric[:20], query.numeric[20:]]),
+        [
+            np.concatenate([r[:20], q[20:]])
+            for r, q in zip(reference.categorical, query.categorical, strict=True)
+        ],
+    )
+    # Ranges from a wider "real" table, as the gate's shared ranges: references inside [0, 1].
+    index = privacy_module._ReferenceIndex(
+        reference, scale_from=[reference.numeric, reference.numeric * 1.5]
+    )
+    ticks = []
+    got = index.nearest(query, k=k, progress=ticks.append)
+    assert np.array_equal(got, _naive_nearest(index, query, reference, k))
+    assert sum(ticks) == query.n_rows and len(ticks) > 1  # in chunks
+
+
+def test_search_finds_the_nearest_in_another_categorical_combination(strategy):
+    # Query combination absent from the reference, and rows far from their own combination.
+    rng = np.random.default_rng(5)
+    reference = privacy_module._Rows(
+        200,
+        np.concatenate([rng.uniform(0, 0.1, 100), rng.uniform(0.9, 1, 100)])[:, None],
+        [np.repeat([0, 1], 100), np.zeros(200, dtype=np.int64)],
+    )
+    query = privacy_module._Rows(
+        4, np.array([[0.95], [0.05], [0.5], [np.nan]]), [np.array([0, 0, 2, 1]), np.zeros(4, int)]
+    )
+    index = privacy_module._ReferenceIndex(reference)
+    for k in (1, 2):
+        assert np.array_equal(index.nearest(query, k=k), _naive_nearest(index, query, reference, k))
+
+
+def test_a_single_reference_row_leaves_the_second_neighbour_infinite(strategy):
+    reference = privacy_module._Rows(1, np.array([[0.5]]), [np.array([0])])
+    query = privacy_module._Rows(2, np.array([[0.5], [0.25]]), [np.array([0, 1])])
+    got = privacy_module._ReferenceIndex(reference).nearest(query, k=2)
+    assert np.array_equal(got, [[0.0, np.inf], [1.0, np.inf]])  # a zero range: 0.25 differs
