@@ -63,6 +63,14 @@ _TREE_MIN_ROWS = 64  # combinations with fewer reference rows are scanned by bru
 _TREE_CHUNK = 65_536  # query rows per k-d tree call (a fraction of a second)
 _CHUNK_WORK = 2 * 10**9  # query x reference rows x features per brute-force kernel call
 _SMALL_WORK = 2_000_000  # below, NumPy instead of the compiled kernel (a parallel call's cost)
+#: Work of one brute-force search (query rows x reference rows x columns) above which both
+#: sides are sampled down by one factor (``subsampled`` and the DCR share's sampling error say
+#: so on the check): without it, exact search on a wide table grows as rows squared (wide 100k
+#: x 100k x 80 columns measured ~20 s per search on 2 cores; 1M rows x 56 columns would take
+#: hours). Tables the k-d tree search serves (few numeric columns) are never sampled below
+#: ``max_rows``.
+BRUTE_FORCE_BUDGET = 10**12
+_MIN_SAMPLED = 1_000  # rows the budget never samples a table below
 _BOUNDED_SLICE = 1_024  # query rows per bounded k-d tree call (one bound for all of them)
 _TREE_THREADED_ROWS = 4_096  # fewer query rows: one k-d tree thread (threads start per call)
 _DECIMALS = 12  # distances are rounded so that ties are exact
@@ -212,21 +220,6 @@ def evaluate_privacy(
     exact_train = int(np.isin(synthetic_hashes, train_hashes).sum())
     exact_holdout = int(np.isin(synthetic_hashes, holdout_hashes).sum())
 
-    rng = np.random.default_rng(seed)
-    n_reference = min(len(train), len(holdout), max_rows)
-    synthetic_rows = encoded["synthetic"].rows.take(_subsample(len(synthetic), max_rows, rng))
-    train_rows = encoded["train"].rows.take(_subsample(len(train), n_reference, rng))
-    holdout_rows = encoded["holdout"].rows.take(_subsample(len(holdout), n_reference, rng))
-    # Near copies (see PrivacyReport) search every train row: their own seed stream, so the
-    # subsamples above do not depend on it.
-    near_rng = np.random.default_rng([seed, 1])
-    full_train = encoded["train"].rows.take(_subsample(len(train), max_rows, near_rng))
-    holdout_eval = encoded["holdout"].rows.take(_subsample(len(holdout), max_rows, near_rng))
-
-    n_evaluated = synthetic_rows.n_rows
-    searches = 3 + int(baseline)  # synthetic rows against train, holdout, all train, random
-    tick = _Progress(progress, searches * n_evaluated + holdout_eval.n_rows).tick
-
     # Both searches must use one metric: with per-reference ranges, one outlier in a small
     # holdout sample rescales every holdout distance and skews the share (measured: 0.80 on
     # a GaussianCopula sample whose shared-range share is 0.50). Ranges come from all real rows.
@@ -235,6 +228,29 @@ def evaluate_privacy(
         if ranges == "shared"
         else None
     )
+    rng = np.random.default_rng(seed)
+    n_reference = min(len(train), len(holdout), max_rows)
+    n_query, n_near = min(len(synthetic), max_rows), min(len(train), max_rows)
+    n_holdout_query = min(len(holdout), max_rows)
+    work = max(n_query, n_holdout_query) * max(n_reference, n_near) * len(columns)
+    if work > BRUTE_FORCE_BUDGET and _brute_forced(encoded["train"].rows, shared):
+        factor = math.sqrt(BRUTE_FORCE_BUDGET / work)
+        n_query, n_reference, n_near, n_holdout_query = (
+            max(min(n, _MIN_SAMPLED), int(n * factor))
+            for n in (n_query, n_reference, n_near, n_holdout_query)
+        )
+    synthetic_rows = encoded["synthetic"].rows.take(_subsample(len(synthetic), n_query, rng))
+    train_rows = encoded["train"].rows.take(_subsample(len(train), n_reference, rng))
+    holdout_rows = encoded["holdout"].rows.take(_subsample(len(holdout), n_reference, rng))
+    # Near copies (see PrivacyReport) search every train row: their own seed stream, so the
+    # subsamples above do not depend on it.
+    near_rng = np.random.default_rng([seed, 1])
+    full_train = encoded["train"].rows.take(_subsample(len(train), n_near, near_rng))
+    holdout_eval = encoded["holdout"].rows.take(_subsample(len(holdout), n_holdout_query, near_rng))
+
+    n_evaluated = synthetic_rows.n_rows
+    searches = 3 + int(baseline)  # synthetic rows against train, holdout, all train, random
+    tick = _Progress(progress, searches * n_evaluated + holdout_eval.n_rows).tick
     train_index = _ReferenceIndex(train_rows, scale_from=shared)
     to_train = train_index.nearest(synthetic_rows, k=min(2, n_reference), progress=tick)
     dcr_train = to_train[:, 0]
@@ -294,6 +310,13 @@ def evaluate_privacy(
         or holdout_eval.n_rows < len(holdout),
         dcr_share_sampling_error=sampling_error,
     )
+
+
+def _brute_forced(reference: _Rows, shared: Sequence[np.ndarray] | None) -> bool:
+    """Whether searches in ``reference`` take the brute force (too many numeric dimensions or
+    categorical combinations for the blocked k-d tree search), judged on a 50k-row sample."""
+    sample = reference.take(_subsample(reference.n_rows, 50_000, np.random.default_rng(0)))
+    return _ReferenceIndex(sample, scale_from=shared)._blocked_layout() is None
 
 
 class _Progress:

@@ -388,3 +388,31 @@ def test_lightly_perturbed_copies_are_near_copies_but_fresh_rows_are_not():
     honest = evaluate_privacy(synthetic=fresh, **kw)
     assert honest.near_copies_synthetic < 0.01
     assert abs(honest.near_copies_excess) < 0.02
+
+
+def test_brute_force_work_is_bounded_and_the_sampling_is_reported(monkeypatch):
+    # A wide table takes the brute force, whose work grows as rows squared: above the budget
+    # both sides are sampled down by one factor and the report says so (never silently).
+    rng = np.random.default_rng(4)
+
+    def table(n, seed):
+        r = np.random.default_rng(seed)
+        return pd.DataFrame({f"x{i}": r.normal(size=n) for i in range(10)})
+
+    numeric = [f"x{i}" for i in range(10)]
+    train, holdout, synthetic = table(900, 1), table(300, 2), table(700, 3)
+    monkeypatch.setattr(privacy_module, "BRUTE_FORCE_BUDGET", 700 * 900 * 10 // 16)
+    monkeypatch.setattr(privacy_module, "_MIN_SAMPLED", 10)
+    report = evaluate_privacy(
+        train=train, holdout=holdout, synthetic=synthetic, numeric=numeric, datetime=[],
+        categorical=[], seed=int(rng.integers(100)),
+    )  # fmt: skip
+    assert report.subsampled and report.n_synthetic == 700
+    assert report.n_synthetic_evaluated < 700 and report.n_reference < 300
+    assert report.dcr_share_sampling_error > 0
+    # Few numeric columns: the exact k-d tree search serves it, every row stays in.
+    few = evaluate_privacy(
+        train=train, holdout=holdout, synthetic=synthetic, numeric=numeric[:2], datetime=[],
+        categorical=[],
+    )  # fmt: skip
+    assert not few.subsampled and few.n_synthetic_evaluated == 700
