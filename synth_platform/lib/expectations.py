@@ -247,7 +247,7 @@ def ensure_suites(
     paths: dict[SuiteKind, Path] = {}
     for kind in SUITE_KINDS:
         own = suite_path(Path(directory), table, kind) if directory is not None else None
-        if own is not None and own.exists():
+        if own is not None and own.exists() and not _frozen_profile(own, kind):
             paths[kind] = own
             continue
         paths[kind] = write_generated(
@@ -255,6 +255,19 @@ def ensure_suites(
             json.dumps(builders[kind](), indent=2, default=str) + "\n",
         )
     return paths
+
+
+def _frozen_profile(path: Path, kind: str) -> bool:
+    """A validity suite in the user's folder still marked ``generated_by: synth_platform``: a
+    profile synth_platform < 0.3 wrote there on the first run, which froze that run's ranges
+    and categories. It is re-derived like any generated suite; remove the mark to keep it."""
+    if kind != "validity":
+        return False
+    try:
+        meta = json.loads(path.read_text()).get("meta") or {}
+    except (OSError, ValueError):
+        return False  # the gate's loader reports an unreadable suite with its path
+    return meta.get("generated_by") == "synth_platform"
 
 
 def write_generated(path: Path, text: str) -> Path:

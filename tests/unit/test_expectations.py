@@ -180,9 +180,16 @@ def test_generated_suites_follow_a_growing_source_and_hand_written_ones_stay(tmp
     assert bounds["c"]["value_set"] == ["a", "b", "z"]
     outcome = gx.validate(suite=json.loads(second["validity"].read_text()), data=grown)
     assert outcome.success
-    # A suite the user wrote is used exactly as written, whatever the profile says.
+    # A profile an older version left in the user's folder (still marked as generated) does
+    # not freeze the bounds: it is re-derived.
     mine.mkdir()
+    (mine / "t.validity.json").write_text(first["validity"].read_text())
+    assert "x" in _bounds(first["validity"])
+    left_over = gx.ensure_suites(directory=mine, generated=generated, **_profile(grown))
+    assert left_over["validity"].parent == generated
+    # A suite the user wrote is used exactly as written, whatever the profile says.
     own = json.loads(second["validity"].read_text())
+    del own["meta"]["generated_by"]
     for e in own["expectations"]:
         if e["kwargs"].get("column") == "x" and "min_value" in e["kwargs"]:
             e["kwargs"]["min_value"] = 0.0
