@@ -203,7 +203,7 @@ def job():
     return example_definitions(
         home=os.environ["SYNTH_HOME"], project_dir=os.environ["SCALE_BENCH_PROJECT"],
         select=["t1", "t2", "t3", "t4"],
-    ).resolve_job_def("synthetic_refresh")
+    ).resolve_job_def("synthetic_refresh").with_executor_def(dg.multi_or_in_process_executor)
 
 if __name__ == "__main__":
     executor = sys.argv[1]

@@ -308,7 +308,11 @@ def gate_checks(model: ModelSpec) -> list[dg.AssetChecksDefinition]:
             asset=cand_key, name=f"{t}_{kind}", blocking=True,
             description=GATE_DESCRIPTIONS[kind],
         )  # fmt: skip
-        def check(synth: SynthHomeResource, synth_mlflow: MlflowResource) -> dg.AssetCheckResult:
+        def check(
+            context: dg.AssetCheckExecutionContext,
+            synth: SynthHomeResource,
+            synth_mlflow: MlflowResource,
+        ) -> dg.AssetCheckResult:
             home = synth.home.ensure()
             r = lifecycle.evaluate_gate(
                 home=home,
@@ -316,6 +320,7 @@ def gate_checks(model: ModelSpec) -> list[dg.AssetChecksDefinition]:
                 kind=kind,
                 expectations_dir=synth.suites,
                 tracking_uri=synth_mlflow.tracking_uri,
+                progress=context.log.info,
             )
             metadata = {
                 "score": dg.MetadataValue.float(r.score),

@@ -52,7 +52,8 @@ from synth_platform.lib.home import SynthHome
 from synth_platform.lib.lake import LakeConfig
 from synth_platform.lib.metadata import TableMetadata, derive_metadata
 from synth_platform.lib.pii import PiiDomain, pii_domain
-from synth_platform.lib.progress import Progress
+from synth_platform.lib.progress import Meter, Progress
+from synth_platform.lib.progress import report as report_line
 from synth_platform.lib.publish import LAKE_DIR, Release, Staged, publish_group
 from synth_platform.lib.refresh import refresh_inputs, refresh_key, spec_digest
 from synth_platform.lib.report import GateLine, render_report, write_report
@@ -799,6 +800,7 @@ def _privacy_metrics(
     synth: pd.DataFrame,
     meta: TableMetadata,
     model: ModelSpec,
+    progress: Progress | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any], PrivacyReport | None, dict[str, str]]:
     """Privacy metrics (numbers or :class:`NotApplicable`), details, report (``None`` when
     the distances could not be measured: no row or no column), subjects."""
@@ -814,6 +816,7 @@ def _privacy_metrics(
             train=train[cols], holdout=holdout[cols], synthetic=synth[cols],
             numeric=meta.numeric, datetime=meta.datetime, categorical=meta.categorical, seed=seed,
             max_rows=PRIVACY_MAX_ROWS,
+            progress=Meter(progress, stage=f"privacy {model.name}: neighbour search", total=0).set,
         )  # fmt: skip
     # Every declared PII column, whatever its type (dates, numbers, text).
     leaks = (
@@ -957,6 +960,7 @@ def evaluate_gate(
     kind: str,
     expectations_dir: Path | None,
     tracking_uri: str | None,
+    progress: Progress | None = None,
 ) -> GateResult:
     """Compute a gate's metrics, validate them with its GE suites, and record the verdict.
 
@@ -990,6 +994,9 @@ def evaluate_gate(
         not_null=model.not_null_columns,
     )
     findings: list[str] = []
+    report_line(
+        progress, f"{kind} {model.name}: {len(synth):,} synthetic vs {len(real):,} real rows"
+    )
     if kind == "fidelity":
         metrics, details, fid, subjects = _fidelity_metrics(
             real=real, train=train, holdout=holdout, synth=synth, meta=meta, model=model
@@ -998,7 +1005,7 @@ def evaluate_gate(
         headline = "overall"
     elif kind == "privacy":
         metrics, details, priv, subjects = _privacy_metrics(
-            train=train, holdout=holdout, synth=synth, meta=meta, model=model
+            train=train, holdout=holdout, synth=synth, meta=meta, model=model, progress=progress
         )
         if priv is not None:
             _save_privacy(paths, priv)
