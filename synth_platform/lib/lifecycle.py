@@ -55,7 +55,12 @@ from synth_platform.lib.pii import PiiDomain, pii_domain
 from synth_platform.lib.progress import Meter, Progress
 from synth_platform.lib.progress import report as report_line
 from synth_platform.lib.publish import LAKE_DIR, Release, Staged, publish_group
-from synth_platform.lib.refresh import refresh_inputs, refresh_key, spec_digest
+from synth_platform.lib.refresh import (
+    current_code_version,
+    refresh_inputs,
+    refresh_key,
+    spec_digest,
+)
 from synth_platform.lib.report import GateLine, render_report, write_report
 from synth_platform.lib.specs import ModelSpec, check_column_parameters
 from synth_platform.lib.split import fingerprint, holdout_mask
@@ -266,7 +271,7 @@ def split_table(
         {
             "source_fingerprint": fp,
             "spec_digest": spec_digest(model),
-            "code_version": code_version(),
+            "code_version": current_code_version(),
             "parents": {
                 p.parent: _split_key(paths_for(home, p.parent))
                 for p in sorted(set(parents), key=str)

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from synth_platform.lib.identifiers import safe_identifier
-from synth_platform.lib.publish import Release, list_releases, read_state
+from synth_platform.lib.publish import latest_version
 from synth_platform.lib.specs import ModelSpec
 from synth_platform.lib.tracking import code_version
 
@@ -63,7 +63,8 @@ def hand_written_suites(expectations_dir: Path | None, table: str) -> dict[str, 
 
 
 @cache
-def _code_version() -> str:
+def current_code_version() -> str:
+    """:func:`tracking.code_version`, asked once per process (it may run git)."""
     return code_version()
 
 
@@ -74,7 +75,7 @@ def refresh_inputs(
     return {
         "source_fingerprint": source_fingerprint,
         "spec_digest": spec_digest(model),
-        "code_version": _code_version(),
+        "code_version": current_code_version(),
         "suites": hand_written_suites(expectations_dir, model.name),
     }
 
@@ -82,7 +83,7 @@ def refresh_inputs(
 def asset_code_version(model: ModelSpec) -> str:
     """Dagster `code_version` of a table's assets: synth_platform's code version and the
     model's spec digest, so the UI marks a twin stale when either changes."""
-    return f"{_code_version()}-{spec_digest(model)[:12]}"
+    return f"{current_code_version()}-{spec_digest(model)[:12]}"
 
 
 def refresh_key(inputs: Mapping[str, Any]) -> str:
@@ -103,13 +104,14 @@ class Unchanged:
 def unchanged_release(store: Path, table: str, key: str) -> Unchanged | None:
     """The table's latest release when it was made from ``key``; else None (no release yet,
     or something changed)."""
-    state = read_state(store)
-    releases = list_releases(store, table, state=state)
-    latest = state["tables"].get(safe_identifier(table, what="table"), {}).get("latest")
-    release: Release | None = next((r for r in releases if r.version == latest), None)
-    if release is None or release.manifest.get("refresh_key") != key:
+    latest = latest_version(store, table)
+    if latest is None:
         return None
-    return Unchanged(table, release.version, key, release.manifest.get("published_at"))
+    path = Path(store) / safe_identifier(table, what="table") / latest / "manifest.json"
+    manifest = json.loads(path.read_text()) if path.exists() else {}
+    if manifest.get("refresh_key") != key:
+        return None
+    return Unchanged(table, latest, key, manifest.get("published_at"))
 
 
 def unchanged_group(store: Path, keys: Mapping[str, str]) -> dict[str, Unchanged] | None:
