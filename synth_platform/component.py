@@ -88,7 +88,8 @@ class SyntheticTwinsComponent(dg.Component, dg.Model, dg.Resolvable):
         description="Dagster group of a table or table group: <prefix><table>.",
     )
     job_name: str | None = Field(
-        default=DEFAULT_JOB, description="Job refreshing every twin with its upstream assets."
+        default=DEFAULT_JOB,
+        description="Job refreshing every twin from the dbt models as they are in the warehouse.",
     )
     cron: str | None = Field(
         default=DEFAULT_CRON,
@@ -106,6 +107,11 @@ class SyntheticTwinsComponent(dg.Component, dg.Model, dg.Resolvable):
         default=False,
         description="Refresh a twin when its dbt model materializes (AutomationCondition.eager() "
         "on every twin asset; switch on the automation sensor). Unchanged tables are skipped.",
+    )
+    refresh_upstream: bool = Field(
+        default=False,
+        description="The refresh job also builds the dbt models (and their sources) upstream "
+        "of the twins, in the same run. Off: your dbt job keeps the warehouse current.",
     )
 
     def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
@@ -136,4 +142,5 @@ class SyntheticTwinsComponent(dg.Component, dg.Model, dg.Resolvable):
             cron=self.cron,
             pool=self.pool,
             automation=self.automation,
+            refresh_upstream=self.refresh_upstream,
         )

@@ -43,6 +43,9 @@ def example_definitions(
     def warehouse_dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource):
         yield from dbt.cli(["build", "--indirect-selection", "cautious"], context=context).stream()
 
+    # One job builds the demo source, the dbt models and the twins, so that each test starts
+    # from an empty home with a single run (the default job refreshes the twins only).
+    factory_kwargs.setdefault("refresh_upstream", True)
     twins = build_synthetic_definitions(
         dbt_project=project,
         dbt_assets=[warehouse_dbt_models],

@@ -67,10 +67,30 @@ def demo_bank_source(config: DemoSourceConfig, bank_source: BankSourceResource):
         )
 
 
+#: The team's own warehouse job: the source load and `dbt build`. The twins' refresh job
+#: (`synthetic_refresh`) reads what it leaves in the warehouse and skips unchanged tables.
+WAREHOUSE_JOB = "warehouse_refresh"
+warehouse_job = dg.define_asset_job(
+    WAREHOUSE_JOB,
+    selection=dg.AssetSelection.groups("source", "warehouse"),
+    description="Demo source → dbt build (the warehouse the synthetic twins read).",
+)
+
+
 @dg.definitions
 def resources() -> dg.Definitions:
     # Read at load time (never at import): the same SYNTH_HOME the dbt profile renders.
     home = os.environ.get("SYNTH_HOME") or str(PROJECT_ROOT / ".synth")
     return dg.Definitions(
-        assets=[demo_bank_source], resources={"bank_source": BankSourceResource(home=home)}
+        assets=[demo_bank_source],
+        jobs=[warehouse_job],
+        schedules=[
+            dg.ScheduleDefinition(
+                name=f"{WAREHOUSE_JOB}_schedule",
+                job=warehouse_job,
+                cron_schedule="0 2 * * *",  # before the twins' refresh (03:00)
+                description="Load the demo source and build the dbt models.",
+            )
+        ],
+        resources={"bank_source": BankSourceResource(home=home)},
     )

@@ -137,6 +137,7 @@ def build_synthetic_definitions(
     cron: str | None = DEFAULT_CRON,
     pool: str | None = WAREHOUSE_POOL,
     automation: bool = False,
+    refresh_upstream: bool = False,
 ) -> dg.Definitions:
     """Synthetic twins of the dbt models that opt in with `meta.synthetic`.
 
@@ -168,13 +169,18 @@ def build_synthetic_definitions(
         mlflow_ui_url: Base URL of the MLflow UI, for the links shown in Dagster.
         keep_releases: Releases kept per table (default: all).
         group_prefix: Dagster group of a table or table group: `<prefix><table>`.
-        job_name: Name of the job refreshing every twin and its upstream assets (None: no job).
+        job_name: Name of the job refreshing every twin (None: no job). It reads the dbt
+            models as they are in the warehouse; your dbt job or schedule keeps building them.
         cron: Cron of the refresh schedule (stopped until switched on; None: no schedule).
         pool: Concurrency pool of the steps reading the warehouse (DuckDB: one writer per file).
         automation: Declarative automation instead of (or beside) the schedule: every twin asset
             gets `AutomationCondition.eager()`, so a new materialization of a dbt model
             refreshes its twin (the synthesizer step skips what is unchanged) once the
             automation sensor (`default_automation_condition_sensor`) is on.
+        refresh_upstream: The refresh job also materializes everything upstream of the twins
+            (your dbt models and their sources) before them, in the same run. Off by default:
+            the warehouse belongs to your dbt job, DuckDB has one writer per file, and a
+            refresh with nothing changed then finishes in seconds instead of rebuilding dbt.
 
     Returns:
         Definitions with the assets, checks, resources (`synth`, `synth_mlflow`,
@@ -241,11 +247,19 @@ def build_synthetic_definitions(
         ours = dg.AssetSelection.assets(*assets)
         refresh = dg.define_asset_job(
             job_name,
-            # The twins and everything upstream of them (the user's dbt models and sources),
-            # with whole steps where an upstream multi-asset cannot run a subset.
-            selection=ours.upstream().required_multi_asset_neighbors(),
-            description="dbt models → split → train → sample → gates → publish, every "
-            "synthetic twin. One table: `dg launch --assets 'tag:synth_platform/table=<t>'`.",
+            # With refresh_upstream: everything upstream too (the user's dbt models and
+            # sources), with whole steps where an upstream multi-asset cannot run a subset.
+            selection=ours.upstream().required_multi_asset_neighbors()
+            if refresh_upstream
+            else ours,
+            description=(
+                "dbt models → split → train → sample → gates → publish"
+                if refresh_upstream
+                else "split → train → sample → gates → publish, from the dbt models as they are"
+                " in the warehouse"
+            )
+            + ", every synthetic twin; tables with nothing changed are skipped. One table: "
+            "`dg launch --assets 'tag:synth_platform/table=<t>'`.",
         )
         jobs.append(refresh)
         if cron:

@@ -217,8 +217,9 @@ def read_source(
         if not cols:
             raise SourceError(
                 f"table '{table}': relation {relation} is not in the warehouse "
-                f"{warehouse.path}; build the dbt model (dbt build -s {table}) before "
-                "synthesizing it."
+                f"{warehouse.path}; build the dbt model first (materialize it in Dagster, or "
+                f"`dbt build -s {table}`), or set `refresh_upstream: true` so that the refresh "
+                "job builds it."
             )
         unknown = sorted(set(exclude) - {c for c, _ in cols})
         if unknown:

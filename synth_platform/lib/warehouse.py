@@ -44,7 +44,8 @@ class Warehouse:
         if not self.path.exists():
             raise SourceError(
                 f"table '{table}': the warehouse {self.path} does not exist; build the dbt "
-                "models first (materialize the dbt assets, or `dbt build`)."
+                "models first (materialize the dbt assets, or `dbt build`), or set "
+                "`refresh_upstream: true` so that the refresh job builds them."
             )
         try:
             con = duckdb.connect(str(self.path), read_only=True)

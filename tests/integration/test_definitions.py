@@ -83,6 +83,20 @@ def test_factory_selects_models_and_names_groups(tmp_path):
     assert not list(defs.schedules or [])
 
 
+def test_refresh_job_leaves_the_dbt_models_to_their_own_job_unless_asked(tmp_path):
+    twins = {"customers", "accounts", "transactions"}
+
+    def steps(defs: dg.Definitions) -> set[str]:
+        job = defs.resolve_job_def(REFRESH_JOB)
+        return {k.to_user_string() for k in job.asset_layer.selected_asset_keys}
+
+    default = steps(example_definitions(home=tmp_path, refresh_upstream=False))
+    assert {f"{t}_{s}" for t in twins for s in ("split", "synthetic", "published")} <= default
+    assert not default & (twins | {"bank/customers", "stg_bank__customers"})  # no dbt, no source
+    upstream = steps(example_definitions(home=tmp_path, refresh_upstream=True))
+    assert (twins | {"bank/customers", "stg_bank__customers"}) | default <= upstream
+
+
 def test_factory_names_an_unknown_selected_model(tmp_path):
     with pytest.raises(ProjectError, match="'nope'.*not an opted-in dbt model"):
         example_definitions(home=tmp_path, select=["nope"])
