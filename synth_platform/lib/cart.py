@@ -143,6 +143,15 @@ def _donors(
     return _Donors(tree, leaf_of, starts, counts, values, bandwidth)
 
 
+
+def _in_sorted(values: np.ndarray, sorted_unique: np.ndarray) -> np.ndarray:
+    """``np.isin(values, sorted_unique)`` by binary search: O(n log m) per call, where np.isin
+    sorts both arrays again (a sampler checks every batch against all training rows)."""
+    if not len(sorted_unique):
+        return np.zeros(len(values), dtype=bool)
+    at = np.minimum(np.searchsorted(sorted_unique, values), len(sorted_unique) - 1)
+    return sorted_unique[at] == values
+
 class CartSynthesizer:
     """Sequential CART synthesizer over one table (see the module docstring).
 
@@ -346,7 +355,7 @@ class CartSynthesizer:
         n = int(num_rows)
         encoded = self._draw(n)
         for _ in range(REDRAWS):
-            copies = np.isin(self._row_hashes(encoded), self._train_hashes)
+            copies = _in_sorted(self._row_hashes(encoded), self._train_hashes)
             if not copies.any():
                 break
             again = self._draw(int(copies.sum()))

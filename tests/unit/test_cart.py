@@ -191,3 +191,13 @@ def test_gaussian_kde_is_refused_above_its_size_with_advice() -> None:
     with pytest.raises(TrainingError, match=r"table 't'.*gaussian_kde.*2,000.*synthesizer: cart"):
         check_scalable(table="t", spec=kde, rows=KDE_MAX_ROWS + 1)
     check_scalable(table="t", spec=TableSpec(), rows=10**7)  # the default scales
+
+
+def test_training_row_lookup_matches_numpy_isin():
+    from synth_platform.lib.cart import _in_sorted
+
+    rng = np.random.default_rng(3)
+    for n, m in ((0, 5), (7, 0), (1_000, 50), (2_000, 2_000)):
+        train = np.unique(rng.integers(0, 3_000, size=m).astype(np.uint64))
+        values = rng.integers(0, 3_500, size=n).astype(np.uint64)
+        assert np.array_equal(_in_sorted(values, train), np.isin(values, train))

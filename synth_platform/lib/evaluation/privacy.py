@@ -409,7 +409,14 @@ def find_pii_leaks(
             if synth_kind != kind:  # e.g. real dates published as text: compare as text
                 values = _comparable(real[name].astype(str))[1]
                 synth = _comparable(synthetic[name].astype(str))[1]
-            typed[str(name)] = int(np.isin(synth, values).sum()) if len(values) else 0
+            if not len(values):
+                typed[str(name)] = 0
+            elif values.dtype == object:
+                # A hash table: np.isin on object arrays compares every pair (quadratic:
+                # 4.5e9 string comparisons for 67k x 67k names, minutes).
+                typed[str(name)] = int(pd.Series(synth, dtype=object).isin(values).sum())
+            else:
+                typed[str(name)] = int(np.isin(synth, values).sum())
     values = list(strings)
     leaks: dict[str, int] = {}
     for name in synthetic.columns:

@@ -416,3 +416,20 @@ def test_brute_force_work_is_bounded_and_the_sampling_is_reported(monkeypatch):
         categorical=[],
     )  # fmt: skip
     assert not few.subsampled and few.n_synthetic_evaluated == 700
+
+
+def test_pii_leaks_count_text_and_typed_values_of_a_declared_column():
+    real = pd.DataFrame(
+        {"name": [f"n{i}" for i in range(500)], "born": pd.date_range("1970-01-01", periods=500)}
+    )
+    synthetic = pd.DataFrame(
+        {
+            "name": [f"n{i}" for i in range(450, 950)],  # 50 real names replayed
+            "born": pd.date_range("1971-05-01", periods=500),  # 500 - 485 = 15 real dates
+        }
+    )
+    leaks = find_pii_leaks(synthetic=synthetic, real=real, pii_columns=["name", "born"])
+    assert leaks == {
+        "name": 50,
+        "born": 500 - (pd.Timestamp("1971-05-01") - pd.Timestamp("1970-01-01")).days,
+    }
