@@ -49,6 +49,7 @@ from synth_platform.lib.evaluation import (
 from synth_platform.lib.evaluation.privacy import MAX_ROWS as PRIVACY_MAX_ROWS
 from synth_platform.lib.extract import read_source, to_frame
 from synth_platform.lib.home import SynthHome
+from synth_platform.lib.keys import KeyFormat
 from synth_platform.lib.lake import LakeConfig
 from synth_platform.lib.metadata import TableMetadata, derive_metadata
 from synth_platform.lib.pii import PiiDomain, pii_domain
@@ -490,6 +491,16 @@ def _pii_context(
     return nulls, forbidden
 
 
+def synthetic_keys(paths: TablePaths, column: str, rows: int, *, seed: int) -> np.ndarray:
+    """``rows`` primary-key values in the format of the real keys (train and holdout), none of
+    them a real key (:class:`~synth_platform.lib.keys.KeyFormat`)."""
+    real = pd.concat(
+        [pd.read_parquet(p, columns=[column])[column] for p in (paths.train, paths.holdout)],
+        ignore_index=True,
+    )
+    return KeyFormat.learn(real).generate(rows, seed=seed, forbidden=real.dropna()).values
+
+
 @_holding_table_lock("sample")
 def sample_table(
     *,
@@ -535,6 +546,11 @@ def sample_table(
         )
     start = time.perf_counter()
     schema = pq.read_schema(paths.train).remove_metadata()
+    keys = (
+        {meta.primary_key: synthetic_keys(paths, meta.primary_key, rows, seed=model.spec.seed)}
+        if meta.primary_key and frame is None
+        else None
+    )
     staging = locks.temp_path(paths.candidate)  # written whole, then committed
     if frame is not None:
         written = write_frame(
@@ -545,7 +561,7 @@ def sample_table(
         written = write_candidate(
             synthesizer=synthesizer, metadata=meta, schema=schema, rows=rows,
             seed=model.spec.seed, batch_size=model.spec.batch_size, path=staging,
-            null_shares=nulls, forbidden=forbidden, progress=progress,
+            null_shares=nulls, forbidden=forbidden, progress=progress, keys=keys,
         )  # fmt: skip
     candidate_id = _commit_candidate(paths, staging)
     result = CandidateResult(

@@ -236,11 +236,14 @@ def write_candidate(
     null_shares: Mapping[str, float],
     forbidden: Mapping[str, Collection[str] | PiiDomain],
     progress: Progress | None = None,
+    keys: Mapping[str, np.ndarray] | None = None,
 ) -> int:
     """Sample `rows` rows in batches straight into a Parquet file; returns rows written.
 
     Memory is bounded by one batch; the file appears atomically (temp file, then rename).
-    ``progress`` gets rows written, percent and rate every few seconds.
+    ``progress`` gets rows written, percent and rate every few seconds. ``keys`` (column ->
+    `rows` values, e.g. :mod:`~synth_platform.lib.keys` draws) replace the sampled values of
+    those columns, in row order.
     """
     meter = Meter(progress, stage=f"sample {metadata.table}", total=rows)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -256,6 +259,8 @@ def write_candidate(
                 batch, metadata=metadata, seed=seed, batch_index=i,
                 null_shares=null_shares, forbidden=forbidden,
             )  # fmt: skip
+            for column, values in (keys or {}).items():
+                full[column] = values[written : written + len(full)]
             writer.write_table(to_arrow(full, schema))
             written += len(full)
             meter.set(written)

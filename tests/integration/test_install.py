@@ -275,8 +275,8 @@ def test_component_scaffolded_with_dg_publishes_a_twin_of_the_users_dbt_model(us
     assert assets["orders"]["kinds"] == ["dbt", "duckdb"]
     assert sum(1 for k in assets if k == "orders") == 1
     assert assets["orders_published"]["group_name"] == "synthetic_orders"
-    # The user's dbt model first (their own job would), then the twins' refresh job.
-    _dg(user_env, project, "launch", "--assets", "orders")
+    # The user's dbt models first (their own job would), then the twins' refresh job.
+    _dg(user_env, project, "launch", "--assets", '+key:"orders"')
     _dg(user_env, project, "launch", "--job", "synthetic_refresh")
     _assert_twin(user_env, project)
     # Every piece of state under the user's project root.
@@ -333,6 +333,6 @@ def test_dbt_assets_with_the_factory_publish_a_twin(user_env):
     }
     # The custom translator of the user's @dbt_assets is respected.
     assert assets["orders_split"]["dependency_keys"] == ["warehouse/orders"]
-    _dg(user_env, project, "launch", "--assets", "warehouse/orders")
+    _dg(user_env, project, "launch", "--assets", '+key:"warehouse/orders"')
     _dg(user_env, project, "launch", "--job", "synthetic_refresh")
     _assert_twin(user_env, project)
