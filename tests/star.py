@@ -12,7 +12,6 @@ and a dbt project over them, for the tests and `bench/multitable.py`.
   follows the airports' coordinates.
 """
 
-from __future__ import annotations
 
 import string
 from pathlib import Path
@@ -212,3 +211,36 @@ def write_star_project(root: Path, tables: dict[str, pd.DataFrame]) -> Path:
         (models / f"{name}.sql").write_text(f"select * from {{{{ source('raw', '{name}') }}}}\n")
         (models / f"{name}.yml").write_text(MODELS[name])
     return project
+
+
+def star_definitions(project: Path, home: Path):
+    """`@dbt_assets` over the star project plus the twins (factory), one job for everything."""
+    import sys
+
+    import dagster as dg
+    from dagster_dbt import DbtCliResource, DbtProject, dbt_assets
+
+    from synth_platform import build_synthetic_definitions
+    from synth_platform.defs.build import ensure_manifest
+
+    dbt_project = DbtProject(project)
+
+    @dbt_assets(manifest=ensure_manifest(dbt_project), project=dbt_project, name="star_dbt")
+    def star_dbt(context: dg.AssetExecutionContext, dbt: DbtCliResource):
+        yield from dbt.cli(["build"], context=context).stream()
+
+    return dg.Definitions.merge(
+        build_synthetic_definitions(
+            dbt_project=dbt_project, dbt_assets=[star_dbt], home=home, refresh_upstream=True
+        ),
+        dg.Definitions(
+            assets=[star_dbt],
+            resources={
+                "dbt": DbtCliResource(
+                    project_dir=dbt_project,
+                    dbt_executable=str(Path(sys.executable).with_name("dbt")),
+                )
+            },
+            executor=dg.in_process_executor,
+        ),
+    )

@@ -43,9 +43,15 @@ def group_definitions(
     dagster_group = wiring.group
     tags = {"synth_platform/group": slug}
     wiring = dataclasses.replace(wiring, tags=tuple(tags.items()))
-    rels = "; ".join(f"`{r.key}`" for r in group.relationships)
+    rels = "; ".join(f"`{r.key}`" for r in group.checked_relationships)
     assets: list[dg.AssetsDefinition] = [
-        split_asset(models[t], upstream[t], wiring=wiring, parents=G.parent_keys(group, t))
+        split_asset(
+            models[t],
+            upstream[t],
+            wiring=wiring,
+            parents=G.parent_keys(group, t),
+            references={r.child_column: r.parent for r in group.references if r.child == t},
+        )  # fmt: skip
         for t in group.tables
     ]
     checks: list[dg.AssetChecksDefinition] = []
@@ -104,8 +110,10 @@ def group_definitions(
                             "foreign_key": x.child_column,
                             "parent": x.parent,
                             "parent_key": x.parent_column,
+                            "kept": "real keys (reference data)" if x.reference else "re-keyed",
+                            "orphans": "as in the real data" if x.orphans else "none",
                         }  # fmt: skip
-                        for x in group.relationships
+                        for x in group.checked_relationships
                     ]
                 ),
                 "sdv_multi_table_metadata": dg.MetadataValue.json(r.sdv_metadata),

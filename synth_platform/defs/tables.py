@@ -2,7 +2,7 @@
 
 The builders are shared with `groups.py`, which wires tables synthesized as a group."""
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -131,10 +131,20 @@ def split_asset(
     *,
     wiring: Wiring,
     parents: tuple[lifecycle.ParentKey, ...] = (),
+    references: Mapping[str, str] | None = None,
 ) -> dg.AssetsDefinition:
-    """`<t>_split`: the seeded train/holdout split (after its parents' splits in a group)."""
+    """`<t>_split`: the seeded train/holdout split (after its parents' splits in a group).
+
+    ``references`` (foreign-key column -> reference table) keep their real values; the split
+    waits for the reference tables' splits, which the group gates read."""
     t = model.name
-    deps = [upstream, *dict.fromkeys(dg.AssetKey(f"{p.parent}_split") for p in parents)]
+    references = dict(references or {})
+    deps = [
+        upstream,
+        *dict.fromkeys(
+            dg.AssetKey(f"{p}_split") for p in [*(x.parent for x in parents), *references.values()]
+        ),
+    ]
     follows = (
         " Rows follow their parent rows ("
         + ", ".join(f"`{p.column}` -> `{p.parent}`" for p in parents)
@@ -157,12 +167,16 @@ def split_asset(
             warehouse=synth_warehouse.warehouse(),
             model=model,
             parents=parents,
+            reference_keys=tuple(references),
         )
         m = r.metadata
         kinds = [{"column": c, "treated_as": k} for k, cols in (
             ("key", [m.primary_key] if m.primary_key else []),
-            ("foreign key (re-keyed)", list(m.foreign_keys)), ("numeric", m.numeric),
-            ("datetime", m.datetime), ("categorical", m.categorical), ("pii (faked)", m.pii),
+            ("foreign key (re-keyed)", list(m.foreign_keys)),
+            ("foreign key into reference data (real values)", list(references)),
+            ("numeric", [c for c in m.numeric if c not in references]),
+            ("datetime", m.datetime), ("categorical", [c for c in m.categorical if c not in references]),
+            ("pii (faked)", m.pii),
         ) for c in cols]  # fmt: skip
         return dg.MaterializeResult(
             metadata={
@@ -220,9 +234,15 @@ def synthesizer_asset(model: ModelSpec, *, wiring: Wiring) -> dg.AssetsDefinitio
         kinds={"scikitlearn" if model.spec.synthesizer == "cart" else "sdv", "mlflow"},
         tags={"synth_platform/table": t}, code_version=refresh.asset_code_version(model),
         output_required=False, automation_condition=wiring.automation,
-        description=f"`{model.spec.synthesizer}` synthesizer fitted on `{t}` training rows; one "
-        "MLflow run per fit with the model registered. Skipped (with everything downstream) "
-        "when source, spec, suites and code are those of the latest release.",
+        description=(
+            f"Reference data: `{t}` is declared public (`mode: reference`) and published as it "
+            "is; this step records the declaration in an MLflow run (nothing is fitted). "
+            if model.is_reference
+            else f"`{model.spec.synthesizer}` synthesizer fitted on `{t}` training rows; one "
+            "MLflow run per fit with the model registered. "
+        )
+        + "Skipped (with everything downstream) when source, spec, suites and code are those "
+        "of the latest release.",
     )  # fmt: skip
     def synthesizer(
         context: dg.AssetExecutionContext,
@@ -251,8 +271,10 @@ def synthesizer_asset(model: ModelSpec, *, wiring: Wiring) -> dg.AssetsDefinitio
                 "mlflow_run": dg.MetadataValue.url(synth_mlflow.run_url(r.experiment_id, r.run_id)),
                 "mlflow_run_id": r.run_id,
                 "mlflow_tracking_uri": synth_mlflow.tracking_uri,
-                "registered_model": f"{r.model_name} v{r.model_version}",
-                "synthesizer": model.spec.synthesizer,
+                "registered_model": f"{r.model_name} v{r.model_version}"
+                if r.model_name
+                else "none: reference data, published as it is",
+                "synthesizer": "reference" if model.is_reference else model.spec.synthesizer,
                 "fit_seconds": round(r.fit_seconds, 3),
                 "train_rows": r.rows,
                 "source_fingerprint": r.source_fingerprint,

@@ -143,7 +143,6 @@ def _donors(
     return _Donors(tree, leaf_of, starts, counts, values, bandwidth)
 
 
-
 def _in_sorted(values: np.ndarray, sorted_unique: np.ndarray) -> np.ndarray:
     """``np.isin(values, sorted_unique)`` by binary search: O(n log m) per call, where np.isin
     sorts both arrays again (a sampler checks every batch against all training rows)."""
@@ -151,6 +150,7 @@ def _in_sorted(values: np.ndarray, sorted_unique: np.ndarray) -> np.ndarray:
         return np.zeros(len(values), dtype=bool)
     at = np.minimum(np.searchsorted(sorted_unique, values), len(sorted_unique) - 1)
     return sorted_unique[at] == values
+
 
 class CartSynthesizer:
     """Sequential CART synthesizer over one table (see the module docstring).

@@ -32,7 +32,7 @@ import json
 import multiprocessing
 import os
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, field
@@ -102,6 +102,22 @@ _GROUP_METRICS: dict[str, dict[str, tuple[str | None, str, float | None]]] = {
     "cross_table": {"cross_table_trends": ("cross_table_trends", "min", None)},
 }
 
+ORPHAN_TOLERANCE = 0.01
+"""Where real keys may point at no parent (dbt's `relationships` test at `severity: warn`),
+the integrity gate bounds the gap between the synthetic and the real share of such orphan
+keys (absolute) instead of demanding that every key resolve."""
+
+#: The integrity metrics of a foreign key with real orphans (see :data:`ORPHAN_TOLERANCE`).
+_ORPHAN_METRICS: dict[str, tuple[str | None, str, float | None]] = {
+    "orphan_share_gap": (None, "max", ORPHAN_TOLERANCE),
+    "duplicate_parent_keys": (None, "max", 0.0),
+}
+
+
+def _metrics_of(kind: str, fk: str, orphan_fks: Collection[str]) -> dict:
+    """Metric prefix -> (threshold field, bound, fixed value) of one foreign key's gate."""
+    return _ORPHAN_METRICS if kind == "integrity" and fk in orphan_fks else _GROUP_METRICS[kind]
+
 
 # --------------------------------------------------------------------------------- layout
 
@@ -139,9 +155,14 @@ def parent_keys(group: TableGroup, table: str) -> tuple[lifecycle.ParentKey, ...
     )
 
 
+def reference_keys(group: TableGroup, table: str) -> tuple[str, ...]:
+    """Columns of ``table`` referencing a reference table (real values, kept as they are)."""
+    return tuple(dict.fromkeys(r.child_column for r in group.references if r.child == table))
+
+
 def children(group: TableGroup) -> tuple[str, ...]:
     """Tables of the group that reference a parent (those carrying the group gates)."""
-    return tuple(t for t in group.tables if any(r.child == t for r in group.relationships))
+    return tuple(t for t in group.tables if any(r.child == t for r in group.checked_relationships))
 
 
 def requested_strategy(group: TableGroup, models: Mapping[str, ModelSpec]) -> str:
@@ -549,10 +570,12 @@ def sample_group(
 # ---------------------------------------------------------------------------------- gates
 
 
-def _metric_suite(table: str, kind: str, fks: Sequence[str], thresholds: Thresholds) -> dict:
+def _metric_suite(
+    table: str, kind: str, fks: Sequence[str], thresholds: Thresholds, orphan_fks: Collection[str]
+) -> dict:
     exps = []
     for fk in fks:
-        for prefix, (threshold, bound, fixed) in _GROUP_METRICS[kind].items():
+        for prefix, (threshold, bound, fixed) in _metrics_of(kind, fk, orphan_fks).items():
             value = fixed if threshold is None else getattr(thresholds, threshold)
             kwargs: dict[str, Any] = {"column": f"{prefix}__{fk}"}
             kwargs["min_value" if bound == "min" else "max_value"] = value
@@ -579,6 +602,7 @@ def ensure_group_suite(
     kind: str,
     foreign_keys: Sequence[str],
     thresholds: Thresholds,
+    orphan_fks: Collection[str] = (),
 ) -> Path:
     """The child's suite for a group gate: the hand-written one in ``directory``, else one
     generated into ``generated`` for the table's current foreign keys.
@@ -587,7 +611,7 @@ def ensure_group_suite(
         ProjectError: The hand-written suite does not cover exactly the current foreign keys
             (a suite that skipped one would let it pass unchecked).
     """
-    wanted = {f"{p}__{fk}" for fk in foreign_keys for p in _GROUP_METRICS[kind]}
+    wanted = {f"{p}__{fk}" for fk in foreign_keys for p in _metrics_of(kind, fk, orphan_fks)}
     own = Path(directory) / f"{table}.{kind}.json" if directory is not None else None
     if own is not None and own.exists():
         current = json.loads(own.read_text())
@@ -600,7 +624,7 @@ def ensure_group_suite(
                 "generated suite)."
             )
         return own
-    suite = _metric_suite(table, kind, foreign_keys, thresholds)
+    suite = _metric_suite(table, kind, foreign_keys, thresholds, orphan_fks)
     return gx_suites.write_generated(
         Path(generated) / f"{table}.{kind}.json", json.dumps(suite, indent=2) + "\n"
     )
@@ -629,12 +653,14 @@ class GroupGateResult:
     summary: str = ""
 
 
-def _suite_metrics(kind: str, fks: Sequence[str]) -> dict[str, tuple[str | None, str]]:
+def _suite_metrics(
+    kind: str, fks: Sequence[str], orphan_fks: Collection[str] = ()
+) -> dict[str, tuple[str | None, str]]:
     """Metric column -> (threshold field, bound) of a group suite, for :func:`load_suite`."""
     return {
         f"{prefix}__{fk}": (threshold, bound)
         for fk in fks
-        for prefix, (threshold, bound, _) in _GROUP_METRICS[kind].items()
+        for prefix, (threshold, bound, _) in _metrics_of(kind, fk, orphan_fks).items()
     }
 
 
@@ -700,32 +726,53 @@ def evaluate_group_gate(
     every pair when none has one (structurally not applicable without any pair)."""
     if kind not in GROUP_GATE_KINDS:
         raise ValueError(f"unknown group gate kind {kind!r}")
-    rels = [r for r in group.relationships if r.child == table]
+    rels = [r for r in group.checked_relationships if r.child == table]
     if not rels:
         raise ValueError(f"'{table}' has no parent in group '{group.name}'")
     sub = TableGroup(group.name, group.tables, tuple(rels))
     involved = [t for t in group.tables if t == table or any(r.parent == t for r in rels)]
     candidates = _current_candidates(home, involved)
     synthetic = _frames(home, involved, real=False)
+    real = _frames(home, involved, real=True)
+    # Reference tables are published as they are: their real rows are their twin.
+    references = sorted({r.parent for r in rels if r.reference})
+    real |= _frames(home, references, real=True)
+    synthetic |= {t: real[t] for t in references}
+    orphan_fks = {r.child_column for r in rels if r.orphans}
     metrics: dict[str, Any] = {}
     subjects: dict[str, str] = {}
     lines: list[dict[str, Any]] = []
-    real = _frames(home, involved, real=True)
     for r in rels:
         subjects |= {
             f"{prefix}__{r.child_column}": f"{r.child}.{r.child_column} -> {r.parent}"
-            for prefix in _GROUP_METRICS[kind]
+            for prefix in _metrics_of(kind, r.child_column, orphan_fks)
         }
     if kind == "integrity":
         results = evaluate_integrity(group=sub, synthetic=synthetic)
+        real_results = evaluate_integrity(group=sub, synthetic=real)
         for r, res in ((r, results[r.key]) for r in rels):
             fk = r.child_column
-            metrics |= {
-                f"integrity__{fk}": _integrity_share(r, res, real=real, synthetic=synthetic),
-                f"orphans__{fk}": res.orphans,
-                f"duplicate_parent_keys__{fk}": res.duplicate_parent_keys,
-            }
-            lines.append({"relationship": r.key, **asdict(res)})
+            share = _integrity_share(r, res, real=real, synthetic=synthetic)
+            if r.orphans:
+                real_orphans = 1.0 - real_results[r.key].share
+                metrics |= {
+                    f"orphan_share_gap__{fk}": share
+                    if isinstance(share, NotApplicable)
+                    else abs((1.0 - share) - real_orphans),
+                    f"duplicate_parent_keys__{fk}": res.duplicate_parent_keys,
+                }
+                line = {
+                    "real_orphan_share": real_orphans,
+                    "synthetic_orphan_share": 1.0 - res.share,
+                }
+            else:
+                metrics |= {
+                    f"integrity__{fk}": share,
+                    f"orphans__{fk}": res.orphans,
+                    f"duplicate_parent_keys__{fk}": res.duplicate_parent_keys,
+                }
+                line = {}
+            lines.append({"relationship": r.key, **asdict(res), **line})
     elif kind == "cardinality":
         results = evaluate_cardinality(group=sub, real=real, synthetic=synthetic)
         for r, res in ((r, results[r.key]) for r in rels):
@@ -734,7 +781,10 @@ def evaluate_group_gate(
             metrics[f"cardinality__{r.child_column}"] = lifecycle._or_na(res.score, reason)
             lines.append({"relationship": r.key, **asdict(res)})
     else:
-        tables = {t: lifecycle.load_metadata(lifecycle.paths_for(home, t), t)[0] for t in involved}
+        tables = {
+            t: lifecycle.load_metadata(lifecycle.paths_for(home, t), t)[0]
+            for t in [*involved, *references]
+        }
         trends = evaluate_cross_table_trends(
             group=sub, real=real, synthetic=synthetic, tables=tables,
             seed=models[table].spec.seed,
@@ -757,18 +807,20 @@ def evaluate_group_gate(
     thresholds = models[table].spec.thresholds
     suite_path = ensure_group_suite(
         directory=expectations_dir, generated=home.suites_dir, table=table, kind=kind,
-        foreign_keys=fks,
-        thresholds=thresholds,
+        foreign_keys=fks, thresholds=thresholds, orphan_fks=orphan_fks,
     )  # fmt: skip
     suite = gx_suites.load_suite(
-        suite_path, thresholds=thresholds, metrics=_suite_metrics(kind, fks)
+        suite_path, thresholds=thresholds, metrics=_suite_metrics(kind, fks, orphan_fks)
     )
     verdict = decide(gate=kind, metrics=metrics, bounds=bounds_from_suite(suite), subjects=subjects)
     values = {k: lifecycle._json_metric(v) for k, v in metrics.items()}
     # The kind's first metric is its headline: worst value over the foreign keys.
     prefix, (field, _, fixed) = next(iter(_GROUP_METRICS[kind].items()))
+    if kind == "integrity" and all(r.orphans for r in rels):
+        prefix, (field, _, fixed) = next(iter(_ORPHAN_METRICS.items()))
     headline = [v for k, v in values.items() if k.startswith(f"{prefix}__") and v is not None]
-    score = float(min(headline)) if headline else float("nan")
+    worst = max if prefix == "orphan_share_gap" else min  # a gap is worse when larger
+    score = float(worst(headline)) if headline else float("nan")
     threshold = fixed if field is None else getattr(thresholds, field)
     checks = [c.line() for c in verdict.checks]
     report_uri = None

@@ -52,7 +52,7 @@ from synth_platform.lib.home import SynthHome
 from synth_platform.lib.keys import KeyFormat
 from synth_platform.lib.lake import LakeConfig
 from synth_platform.lib.metadata import TableMetadata, derive_metadata
-from synth_platform.lib.pii import PiiDomain, pii_domain
+from synth_platform.lib.pii import PII_PATTERNS, PiiDomain, pii_domain, scan_for_pii
 from synth_platform.lib.progress import Meter, Progress
 from synth_platform.lib.progress import report as report_line
 from synth_platform.lib.publish import LAKE_DIR, Release, Staged, publish_group
@@ -75,10 +75,12 @@ from synth_platform.lib.synthesis import (
 from synth_platform.lib.tracking import (
     check_tracking_server,
     code_version,
+    log_declaration,
     log_run_artifact,
     log_training,
 )
 from synth_platform.lib.verdict import (
+    Bound,
     NotApplicable,
     NotApplicableReason,
     bounds_from_suite,
@@ -250,6 +252,7 @@ def split_table(
     warehouse: Warehouse,
     model: ModelSpec,
     parents: tuple[ParentKey, ...] = (),
+    reference_keys: tuple[str, ...] = (),
 ) -> SplitResult:
     """Read the real table from the warehouse, derive its metadata, and write a seeded
     train/holdout split.
@@ -277,6 +280,7 @@ def split_table(
                 p.parent: _split_key(paths_for(home, p.parent))
                 for p in sorted(set(parents), key=str)
             },
+            "reference_keys": list(reference_keys),
         }
     )
     if _split_key(paths) == split_key and paths.train.exists() and paths.holdout.exists():
@@ -289,7 +293,10 @@ def split_table(
             unchanged=True,
         )
     meta, sdv = derive_metadata(
-        data=real, model=model, foreign_keys=tuple(dict.fromkeys(p.column for p in parents))
+        data=real,
+        model=model,
+        foreign_keys=tuple(dict.fromkeys(p.column for p in parents)),
+        reference_keys=reference_keys,
     )
     held = holdout_mask(
         real, key=meta.primary_key, holdout=model.spec.holdout, seed=model.spec.seed
@@ -314,7 +321,7 @@ def split_table(
             resolved |= in_holdout | fk.isin(parent_train).to_numpy()
         held |= ~resolved & own
     n_train, n_holdout = int((~held).sum()), int(held.sum())
-    if n_train < 10 or n_holdout == 0:
+    if (n_train < 10 or n_holdout == 0) and not model.is_reference:  # nothing trains on it
         raise SourceError(
             f"table '{model.name}': {len(real)} rows give {n_train} training and "
             f"{n_holdout} holdout rows; at least 10 and 1 are needed. Add rows or change "
@@ -356,7 +363,7 @@ def table_refresh_inputs(
 class TrainResult:
     run_id: str
     experiment_id: str
-    model_name: str
+    model_name: str | None
     model_version: str | None
     fit_seconds: float
     rows: int
@@ -416,6 +423,11 @@ def train_table(
     fp = _read_json(paths.metadata, table=model.name, step=f"{model.name}_split")[
         "source_fingerprint"
     ]
+    if model.is_reference:
+        return _record_reference(
+            home=home, model=model, tracking_uri=tracking_uri, run_tags=run_tags,
+            refresh_inputs=refresh_inputs, fingerprint=fp, meta=meta,
+        )  # fmt: skip
     fit = fitted if fitted is not None else fit_table(home=home, model=model, progress=progress)
     run = log_training(
         tracking_uri=tracking_uri,
@@ -463,6 +475,58 @@ def train_table(
         refresh_inputs=dict(refresh_inputs) if refresh_inputs is not None else None,
     )
     _write_json(paths.model_info, asdict(result))
+    return result
+
+
+#: What a `mode: reference` table's MLflow run, privacy check and release manifest record.
+REFERENCE_DECLARATION = (
+    "declared public reference data (`meta.synthetic.mode: reference` on the dbt model): "
+    "published as it is, no personal data; the privacy gate is this declaration plus a PII scan"
+)
+
+
+def _record_reference(
+    *,
+    home: SynthHome,
+    model: ModelSpec,
+    tracking_uri: str,
+    run_tags: Mapping[str, str] | None,
+    refresh_inputs: Mapping[str, Any] | None,
+    fingerprint: str,
+    meta: TableMetadata,
+) -> TrainResult:
+    """A reference table is not fitted: its MLflow run records the declaration instead."""
+    paths = paths_for(home, model.name)
+    rows = pq.read_metadata(paths.train).num_rows + pq.read_metadata(paths.holdout).num_rows
+    run = log_declaration(
+        tracking_uri=tracking_uri,
+        artifact_root=home.mlflow_artifacts,
+        table=model.name,
+        params={"mode": "reference", "declaration": REFERENCE_DECLARATION},
+        tags={
+            "synth_platform.table": model.name,
+            "synth_platform.dbt_model": model.unique_id,
+            "synth_platform.mode": "reference",
+            "synth_platform.source_fingerprint": fingerprint,
+            "synth_platform.code_version": code_version(),
+            **(run_tags or {}),
+        },
+        metrics={"rows": rows, "columns": len(meta.columns)},
+    )
+    paths.model.unlink(missing_ok=True)  # nothing to sample from: the rows are published
+    result = TrainResult(
+        run_id=run.run_id,
+        experiment_id=run.experiment_id,
+        model_name=None,
+        model_version=None,
+        fit_seconds=0.0,
+        rows=rows,
+        columns=len(meta.columns),
+        source_fingerprint=fingerprint,
+        refresh_key=refresh_key(refresh_inputs) if refresh_inputs is not None else None,
+        refresh_inputs=dict(refresh_inputs) if refresh_inputs is not None else None,
+    )
+    _write_json(paths.model_info, {**asdict(result), "synthesizer": "reference"})
     return result
 
 
@@ -525,6 +589,13 @@ def sample_table(
     locks.sweep_stale_temps(paths.root)  # what killed samplers left behind
     meta, _ = load_metadata(paths, model.name)
     info = _read_json(paths.model_info, table=model.name, step=f"{model.name}_synthesizer")
+    if model.is_reference and frame is None:
+        # Published as it is: every real row (train and holdout), in key order.
+        frame = pd.concat(
+            [pd.read_parquet(paths.train), pd.read_parquet(paths.holdout)], ignore_index=True
+        )
+        if meta.primary_key:
+            frame = frame.sort_values(meta.primary_key, kind="stable", ignore_index=True)
     if synthesizer is None and frame is None:
         if not paths.model.exists():  # e.g. a table of a group fitted as one HMA model
             raise SourceError(
@@ -814,6 +885,26 @@ def _utility_unmeasurable(
     return None
 
 
+def _reference_privacy(
+    synth: pd.DataFrame,
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, str], list[Bound]]:
+    """The privacy gate of a `mode: reference` table: its declaration (recorded) and a scan
+    of every text value for personal data (:func:`~synth_platform.lib.pii.scan_for_pii`);
+    any value that looks personal blocks publication."""
+    found = scan_for_pii(synth)
+    metrics: dict[str, Any] = {"pii_like_values": sum(sum(h.values()) for h in found.values())}
+    subjects = {"pii_like_values": ", ".join(
+        f"{c} ({', '.join(f'{n} {k}' for k, n in h.items())})" for c, h in found.items()
+    ) or "every text column"}  # fmt: skip
+    for column, hits in found.items():
+        metrics[f"pii_like_values__{column}"] = sum(hits.values())
+        subjects[f"pii_like_values__{column}"] = f"{column}: {', '.join(hits)}"
+    bounds = [Bound(metric=m, max_value=0.0) for m in metrics]
+    details = {"declaration": REFERENCE_DECLARATION, "pii_scan": found,
+               "pii_patterns": sorted(PII_PATTERNS)}  # fmt: skip
+    return metrics, details, subjects, bounds
+
+
 def _privacy_metrics(
     *,
     train: pd.DataFrame,
@@ -1024,6 +1115,9 @@ def evaluate_gate(
         )
         _save_fidelity(paths, fid)
         headline = "overall"
+    elif kind == "privacy" and model.is_reference:
+        metrics, details, subjects, reference_bounds = _reference_privacy(synth)
+        headline = "pii_like_values"
     elif kind == "privacy":
         metrics, details, priv, subjects = _privacy_metrics(
             train=train, holdout=holdout, synth=synth, meta=meta, model=model, progress=progress
@@ -1038,6 +1132,9 @@ def evaluate_gate(
     results: dict[str, Any] = {}
     private_failures: list[str] = []
     for suite_kind in gx_suites.GATE_SUITES[kind]:
+        if kind == "privacy" and model.is_reference:
+            bounds += reference_bounds  # the declaration replaces the distance metrics
+            continue
         suite = gx_suites.load_suite(suites[suite_kind], thresholds=model.spec.thresholds)
         if suite_kind != "validity":
             bounds += bounds_from_suite(suite)  # decided below, with the metrics
@@ -1277,6 +1374,8 @@ def release_manifest(
     info = _read_json(paths.model_info, table=model.name, step=f"{model.name}_synthesizer")
     return {
         "dbt_model": model.unique_id,
+        "mode": model.spec.mode,
+        **({"declaration": REFERENCE_DECLARATION} if model.is_reference else {}),
         "rows": cand["rows"],
         "seed": cand["seed"],
         "synthesizer": info.get("synthesizer", model.spec.synthesizer),

@@ -131,7 +131,9 @@ def derive_sdtypes(*, data: pd.DataFrame, model: ModelSpec) -> dict[str, str]:
             out[c] = value_kind(s)
         else:
             distinct = s.nunique(dropna=True)
-            if distinct >= _MIN_DISTINCT and distinct > _MAX_DISTINCT_SHARE * len(s):
+            # A reference table publishes its real values anyway (the PII scan guards it).
+            free_text = distinct >= _MIN_DISTINCT and distinct > _MAX_DISTINCT_SHARE * len(s)
+            if free_text and not model.is_reference:
                 raise UnsupportedColumnError(
                     f"table '{model.name}': column '{c}' has {distinct} distinct text values in "
                     f"{len(s)} rows, like an identifier or free text. Declare it PII "
@@ -144,15 +146,21 @@ def derive_sdtypes(*, data: pd.DataFrame, model: ModelSpec) -> dict[str, str]:
 
 
 def derive_metadata(
-    *, data: pd.DataFrame, model: ModelSpec, foreign_keys: tuple[str, ...] = ()
+    *,
+    data: pd.DataFrame,
+    model: ModelSpec,
+    foreign_keys: tuple[str, ...] = (),
+    reference_keys: tuple[str, ...] = (),
 ) -> tuple[TableMetadata, dict]:
     """Table metadata plus the SDV metadata dict, from the real data and the dbt model.
 
     ``foreign_keys`` (columns referencing a parent in the table's synthesis group) are keys:
     sdtype ``id``, neither modelled as values nor compared by the per-table metrics (the
-    group gates check them).
+    group gates check them). ``reference_keys`` (columns referencing a `mode: reference`
+    table, published as it is) keep their real values: categorical, whatever their type, so
+    that an integer code is never smoothed into a code that does not exist.
     """
-    missing_fk = sorted(set(foreign_keys) - set(data.columns))
+    missing_fk = sorted((set(foreign_keys) | set(reference_keys)) - set(data.columns))
     if missing_fk:
         raise UnsupportedColumnError(
             f"table '{model.name}': foreign key column(s) {missing_fk} are not in the table; "
@@ -185,6 +193,7 @@ def derive_metadata(
             "fix `meta.synthetic.primary_key` or the model's unique/not_null tests."
         )
     sdtypes = derive_sdtypes(data=data, model=model)
+    sdtypes.update({c: "categorical" for c in reference_keys if c != pk})
     sdtypes.update({c: "id" for c in foreign_keys})
     by = {k: tuple(c for c, t in sdtypes.items() if t == k and c != pk) for k in sdtypes.values()}
     meta = TableMetadata(

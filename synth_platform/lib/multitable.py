@@ -42,6 +42,7 @@ from scipy.stats import ks_2samp
 
 from synth_platform.lib.errors import SpecError, TrainingError
 from synth_platform.lib.evaluation import evaluate_fidelity
+from synth_platform.lib.keys import KeyFormat
 from synth_platform.lib.metadata import TableMetadata
 from synth_platform.lib.specs import ModelSpec
 
@@ -94,6 +95,12 @@ class Relationship:
     child_column: str
     parent: str
     parent_column: str
+    #: The parent is public reference data (`mode: reference`), published as it is: the child
+    #: keeps its real key values (modelled like a category) instead of being re-keyed.
+    reference: bool = False
+    #: Real keys may point at no parent (dbt's test at `severity: warn`): the synthetic share
+    #: of such orphans follows the real one instead of being 0.
+    orphans: bool = False
 
     @property
     def key(self) -> str:
@@ -116,6 +123,14 @@ class TableGroup:
     name: str
     tables: tuple[str, ...]
     relationships: tuple[Relationship, ...]
+    #: Foreign keys of the group's tables into reference tables (outside the group): kept as
+    #: real values, checked by the group gates like the others.
+    references: tuple[Relationship, ...] = ()
+
+    @property
+    def checked_relationships(self) -> tuple[Relationship, ...]:
+        """Every foreign key the group gates check: inside the group, then into references."""
+        return self.relationships + self.references
 
     @property
     def roots(self) -> tuple[str, ...]:
@@ -172,6 +187,7 @@ def groups_from_specs(
     """
     by_name = {m.name: m for m in models}
     edges: list[Relationship] = []
+    references: list[Relationship] = []
     for model in sorted(models, key=lambda m: m.name):
         for column, parent, parent_column in model.foreign_keys:
             if parent not in by_name:
@@ -201,7 +217,27 @@ def groups_from_specs(
                         f"`relationships` test on '{model.name}.{column}'"
                     ),
                 )
-            edges.append(Relationship(model.name, column, parent, parent_column))
+            reference = by_name[parent].is_reference
+            if model.is_reference and not reference:
+                raise SpecError(
+                    model=model.name,
+                    field="mode",
+                    problem=(
+                        f"reference table '{model.name}' is published as it is, but its column "
+                        f"'{column}' references '{parent}', which is synthesized: its real keys "
+                        f"would point at rows that are not published. Declare '{parent}' "
+                        f"`mode: reference` too, or synthesize '{model.name}'"
+                    ),
+                )
+            rel = Relationship(
+                model.name, column, parent, parent_column, reference=reference,
+                orphans=model.orphans_allowed(column),
+            )  # fmt: skip
+            if reference:
+                if not model.is_reference:  # between two reference tables: nothing to check
+                    references.append(rel)
+            else:
+                edges.append(rel)
 
     cycle = _find_cycle(sorted(by_name), edges)
     if cycle:
@@ -236,15 +272,18 @@ def groups_from_specs(
 
     groups = []
     for tables in members.values():
-        if len(tables) < 2 and not include_single:
-            continue
+        refs = tuple(r for r in references if r.child in tables)
+        if len(tables) < 2 and not include_single and not refs:
+            continue  # a table on its own keeps the single-table path
         rels = [e for e in edges if e.child in tables]
         order = _topological(tables, rels)
         position = {t: i for i, t in enumerate(order)}
         rels.sort(key=lambda r: (position[r.child], r.child_column, position[r.parent]))
         children = {r.child for r in rels}
         name = "+".join(t for t in order if t not in children)
-        groups.append(TableGroup(name=name, tables=tuple(order), relationships=tuple(rels)))
+        groups.append(
+            TableGroup(name=name, tables=tuple(order), relationships=tuple(rels), references=refs)
+        )
     return sorted(groups, key=lambda g: g.name)
 
 
@@ -622,13 +661,23 @@ def rekey_children(
 
         n_child = len(out[r.child])
         n_null = round(null_share * n_child)
-        n_keyed = n_child - n_null
+        # Real keys that point at no parent (allowed by a `severity: warn` test) keep their
+        # share: that many rows get fresh keys in the parent keys' format, matching nothing.
+        real_set = real_child.dropna()
+        orphan_share = (
+            float((~real_set.isin(real[r.parent][r.parent_column].dropna())).mean())
+            if r.orphans and len(real_set)
+            else 0.0
+        )
+        n_orphan = round(orphan_share * (n_child - n_null))
+        n_keyed = n_child - n_null - n_orphan
         if n_keyed and not len(parent_keys):
             raise ValueError(
                 f"{r.key}: {n_keyed} synthetic '{r.child}' rows need a parent but synthetic "
                 f"'{r.parent}' is empty"
             )
-        keyed = rng.permutation(n_child)[:n_keyed]
+        order = rng.permutation(n_child)
+        keyed, orphaned = order[:n_keyed], order[n_keyed : n_keyed + n_orphan]
         index = np.full(n_child, -1, dtype=np.int64)
         matched = (
             _matched_parents(
@@ -647,9 +696,17 @@ def rekey_children(
             )
             counts = _apportion(drawn, n_keyed, rng)
             index[keyed] = np.repeat(np.arange(len(parent_keys)), counts)
-        out[r.child][r.child_column] = _keys_from_index(parent_keys, index).set_axis(
-            out[r.child].index
-        )
+        keys = _keys_from_index(parent_keys, index)
+        if n_orphan:
+            fresh = KeyFormat.learn(real[r.parent][r.parent_column]).generate(
+                n_orphan, seed=int(rng.integers(2**31)),
+                forbidden=pd.concat([real[r.parent][r.parent_column], real_set, parent_keys]),
+            ).values  # fmt: skip
+            keys = keys.astype(object)
+            keys.iloc[orphaned] = fresh
+            if pd.api.types.is_integer_dtype(parent_keys.dtype):
+                keys = keys.astype("Int64")
+        out[r.child][r.child_column] = keys.set_axis(out[r.child].index)
         if len(real[r.child].columns) == len(out[r.child].columns) and set(
             real[r.child].columns
         ) == set(out[r.child].columns):

@@ -263,3 +263,55 @@ def fake_column(
         out = out.copy()  # never a view of a datetime accessor
         out[rng.random(n) < null_share] = None
     return out
+
+
+# ------------------------------------------------------------------ reference-data PII scan
+
+#: Patterns of personal data a public reference table must not hold (whole-value or embedded
+#: matches in text columns). Phone numbers need separators, so that plain numeric codes pass.
+PII_PATTERNS: dict[str, str] = {
+    "email": r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}",
+    "phone": r"(?:\+\d{1,3}[\s.-]?)?\(?\b\d{3}\)?[\s.-]\d{3}[\s.-]\d{4}\b",
+    "ssn": r"\b\d{3}-\d{2}-\d{4}\b",
+    "ipv4": r"\b(?:25[0-5]|2[0-4]\d|1?\d?\d)(?:\.(?:25[0-5]|2[0-4]\d|1?\d?\d)){3}\b",
+    "card": r"\b(?:\d[ -]?){12,18}\d\b",
+}
+
+
+def _luhn(digits: str) -> bool:
+    total, parity = 0, len(digits) % 2
+    for i, ch in enumerate(digits):
+        d = int(ch)
+        if i % 2 == parity:
+            d = d * 2 - 9 if d > 4 else d * 2
+        total += d
+    return total % 10 == 0
+
+
+def scan_for_pii(frame: pd.DataFrame) -> dict[str, dict[str, int]]:
+    """Per text column, the number of values that look like personal data, by kind (e-mail,
+    phone number, SSN, IPv4 address, payment card number passing the Luhn check). Only
+    columns with a match are listed; values are never returned. Each distinct value is
+    scanned once, so the work grows with the distinct values, not the rows."""
+    found: dict[str, dict[str, int]] = {}
+    for name in frame.columns:
+        column = frame[name]
+        if not (pd.api.types.is_object_dtype(column) or pd.api.types.is_string_dtype(column)):
+            continue
+        counts = column.dropna().astype(str).value_counts()
+        if counts.empty:
+            continue
+        values = pd.Series(counts.index)
+        hits: dict[str, int] = {}
+        for kind, pattern in PII_PATTERNS.items():
+            matched = values.str.contains(pattern, regex=True)
+            if kind == "card" and matched.any():
+                digits = values[matched].str.extract(f"({pattern})", expand=False)
+                digits = digits.str.replace(r"\D", "", regex=True)
+                matched.loc[matched] = digits.map(_luhn).to_numpy(dtype=bool)
+            n = int(counts.to_numpy()[matched.to_numpy()].sum())
+            if n:
+                hits[kind] = n
+        if hits:
+            found[str(name)] = hits
+    return found

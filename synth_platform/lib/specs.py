@@ -316,9 +316,15 @@ class RelationshipSpec(BaseModel):
     parent_column: str | None = Field(
         None, description="Referenced column (default: the parent's primary key)."
     )
+    orphans: bool = Field(
+        False,
+        description="Some real keys point at no parent row (dbt's test at `severity: warn`): "
+        "the twin keeps their share instead of resolving every key.",
+    )
 
 
 MultiTableStrategy = Literal["auto", "hma", "independent"]
+TableMode = Literal["synthesize", "reference"]
 
 
 class TableSpec(BaseModel):
@@ -326,6 +332,13 @@ class TableSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
+    mode: TableMode = Field(
+        "synthesize",
+        description="`synthesize` (the default) or `reference`: public reference data (carriers, "
+        "airports, calendars, product catalogues; no personal data), published as it is, with "
+        "the privacy gate replaced by this declaration and a PII scan; tables referencing it "
+        "keep its real keys.",
+    )
     synthesizer: SynthesizerName = Field(
         "cart",
         description="`cart` (sequential CART, the default) or an SDV synthesizer "
@@ -391,6 +404,12 @@ class TableSpec(BaseModel):
         for r in self.relationships or ():
             if r.column in self.pii or r.column in self.exclude:
                 raise ValueError(f"relationship column '{r.column}' is a PII or excluded column")
+        if self.mode == "reference" and self.pii:
+            raise ValueError(
+                f"a `mode: reference` table is published as it is and must hold no personal "
+                f"data, but `pii` declares {sorted(self.pii)}; exclude those columns "
+                "(`exclude`) or synthesize the table"
+            )
         bad = {c: p for c, p in self.pii.items() if p not in PII_PROVIDERS}
         if bad:
             raise ValueError(f"unknown PII provider(s) {bad}; allowed: {sorted(PII_PROVIDERS)}")
@@ -444,6 +463,8 @@ class ModelSpec:
     not_null_columns: frozenset[str] = frozenset()
     accepted_values: Mapping[str, tuple[Any, ...]] = field(default_factory=dict)
     relationships: tuple[tuple[str, str, str], ...] = ()  # (column, parent model, parent col)
+    #: Foreign-key columns whose dbt `relationships` test is `severity: warn` (real orphans).
+    warn_relationships: frozenset[str] = frozenset()
 
     @property
     def foreign_keys(self) -> tuple[tuple[str, str, str | None], ...]:
@@ -452,6 +473,18 @@ class ModelSpec:
         if self.spec.relationships is not None:
             return tuple((r.column, r.parent, r.parent_column) for r in self.spec.relationships)
         return tuple(dict.fromkeys(self.relationships))  # dbt may declare a test twice
+
+    def orphans_allowed(self, column: str) -> bool:
+        """Whether real ``column`` values may point at no parent row: its dbt `relationships`
+        test is at `severity: warn`, or `meta.synthetic.relationships` says `orphans: true`."""
+        if self.spec.relationships is not None:
+            return any(r.column == column and r.orphans for r in self.spec.relationships)
+        return column in self.warn_relationships
+
+    @property
+    def is_reference(self) -> bool:
+        """Declared public reference data (`mode: reference`): published as it is."""
+        return self.spec.mode == "reference"
 
     @property
     def primary_key(self) -> str | None:
@@ -525,7 +558,7 @@ def specs_from_manifest(manifest: Mapping[str, Any]) -> list[ModelSpec]:
             )
             for c in (node.get("columns") or {}).values()
         }
-        unique, not_null, accepted, rels = set(), set(), {}, []
+        unique, not_null, accepted, rels, warn = set(), set(), {}, [], set()
         for t in tests.get(uid, []):
             tm = t["test_metadata"]
             col = t.get("column_name") or (tm.get("kwargs") or {}).get("column_name")
@@ -543,6 +576,8 @@ def specs_from_manifest(manifest: Mapping[str, Any]) -> list[ModelSpec]:
                 parent = model_names.get(parents[0]) if parents else None
                 if parent:
                     rels.append((col, parent, str(kw.get("field", col))))
+                    if str((t.get("config") or {}).get("severity", "error")).lower() == "warn":
+                        warn.add(col)
         spec_cols = (
             ([("primary_key", spec.primary_key)] if spec.primary_key else [])
             + [(f"pii.{c}", c) for c in spec.pii]
@@ -580,6 +615,7 @@ def specs_from_manifest(manifest: Mapping[str, Any]) -> list[ModelSpec]:
                 not_null_columns=frozenset(not_null),
                 accepted_values=accepted,
                 relationships=tuple(rels),
+                warn_relationships=frozenset(warn),
             )
         )
     return sorted(specs, key=lambda s: s.name)

@@ -59,7 +59,7 @@ class TrainingRun:
 
     run_id: str
     experiment_id: str
-    model_name: str
+    model_name: str | None
     model_version: str | None
     tracking_uri: str
 
@@ -205,6 +205,35 @@ def log_training(
             model_version=str(version) if version is not None else None,
             tracking_uri=tracking_uri,
         )
+
+
+def log_declaration(
+    *,
+    tracking_uri: str,
+    artifact_root: Path | None,
+    table: str,
+    params: dict[str, Any],
+    tags: dict[str, str],
+    metrics: dict[str, float],
+) -> TrainingRun:
+    """Record a table that is published without a model (a reference table): an MLflow run
+    with the declaration as params and tags, which its gates attach their reports to."""
+    with _tracking_uri(tracking_uri):
+        client = MlflowClient(tracking_uri=tracking_uri)
+        exp_id = _experiment(
+            client, f"synth_platform/{table}", artifact_root, tracking_uri=tracking_uri
+        )
+        with mlflow.start_run(experiment_id=exp_id, run_name=f"{table}-reference") as run:
+            mlflow.log_params({k: str(v)[:500] for k, v in params.items()})
+            mlflow.set_tags(tags)
+            mlflow.log_metrics(metrics)
+    return TrainingRun(
+        run_id=run.info.run_id,
+        experiment_id=exp_id,
+        model_name=None,
+        model_version=None,
+        tracking_uri=tracking_uri,
+    )
 
 
 @contextlib.contextmanager
