@@ -12,7 +12,6 @@ and a dbt project over them, for the tests and `bench/multitable.py`.
   follows the airports' coordinates.
 """
 
-
 import string
 from pathlib import Path
 
@@ -39,7 +38,7 @@ def _tailnums(rng: np.random.Generator, n: int) -> np.ndarray:
         letters = rng.choice(LETTERS, size=(n, 2))
         tails = rng.integers(0, 3, size=n)
         out.update(
-            f"N{d}{''.join(l[:k])}" for d, l, k in zip(digits, letters, tails, strict=True)
+            f"N{d}{''.join(ls[:k])}" for d, ls, k in zip(digits, letters, tails, strict=True)
         )
     return np.array(sorted(out)[:n])
 
@@ -125,7 +124,12 @@ def generate_star(
             "distance": distance,
         }
     )
-    return {"carriers": carriers, "airports": airports_df, "planes": planes_df, "flights": flights_df}
+    return {
+        "carriers": carriers,
+        "airports": airports_df,
+        "planes": planes_df,
+        "flights": flights_df,
+    }
 
 
 MODELS = {

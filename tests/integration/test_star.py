@@ -55,9 +55,7 @@ def test_reference_tables_are_published_as_they_are_with_their_declaration(star)
         got = _published(star["public"], table).sort_values(key, ignore_index=True)
         want = real[table].sort_values(key, ignore_index=True)
         pd.testing.assert_frame_equal(got, want, check_dtype=False)
-        manifest = json.loads(
-            next((star["public"] / table).glob("v*/manifest.json")).read_text()
-        )
+        manifest = json.loads(next((star["public"] / table).glob("v*/manifest.json")).read_text())
         assert manifest["mode"] == "reference" and "declared public" in manifest["declaration"]
         privacy = manifest["scores"]["privacy"]
         assert privacy["passed"] and privacy["metrics"]["pii_like_values"]["value"] == 0
