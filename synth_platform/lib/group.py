@@ -571,7 +571,11 @@ def sample_group(
 
 
 def _metric_suite(
-    table: str, kind: str, fks: Sequence[str], thresholds: Thresholds, orphan_fks: Collection[str]
+    table: str,
+    kind: str,
+    fks: Sequence[str],
+    thresholds: Thresholds,
+    orphan_fks: Collection[str] = (),
 ) -> dict:
     exps = []
     for fk in fks:
