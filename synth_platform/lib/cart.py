@@ -50,6 +50,15 @@ POINT_MASS_SHARE = 0.01
 #: Integer columns with at most this many distinct values are discrete: never smoothed.
 DISCRETE_LEVELS = 50
 
+#: A categorical column's tree tells apart at most this many categories: its most frequent
+#: ones, the rest as one class. Donors are still the real values of the leaf, so every
+#: category can be drawn; only the split search stops growing with the number of categories.
+#: scikit-learn's classifier costs O(classes) per candidate split and stores a (nodes x
+#: classes) array: with a category per few rows (up to half the rows pass `derive_sdtypes`)
+#: both grow as rows squared (measured: 14,662 categories in 40k rows, 349 MB and, visited
+#: after numeric columns, 65 s; twice the rows of 20k took 4x).
+MAX_TREE_CLASSES = 256
+
 #: Rounds of redrawing rows that equal a training row before giving up (the privacy gate then
 #: counts what is left).
 REDRAWS = 20
@@ -291,7 +300,9 @@ class CartSynthesizer:
             x = np.column_stack([encoded[c] for c in self._order[:i]]) if i else None
             y = encoded[name]
             if col.kind == "categorical":
-                tree = self._tree(DecisionTreeClassifier, x, y.astype(np.int64), leaf)
+                # Codes run by decreasing frequency (missing is -1): keep the frequent ones.
+                classes = np.minimum(y.astype(np.int64), MAX_TREE_CLASSES - 1)
+                tree = self._tree(DecisionTreeClassifier, x, classes, leaf)
                 self._value_models[name] = _donors(tree, x, y, smooth=None)
                 continue
             isnull = np.isnan(y)

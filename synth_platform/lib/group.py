@@ -520,6 +520,7 @@ def sample_group(
             synthesizer = cloudpickle.load(fh)
         scale = root.spec.scale if root.spec.scale is not None else 1.0
         frames = sample_hma(synthesizer=synthesizer, scale=scale, seed=root.spec.seed)
+        frames = natural_keys(home=home, group=group, frames=frames, seed=root.spec.seed)
         if tamper is not None:
             frames = tamper(frames)
         for t in group.tables:
@@ -564,6 +565,34 @@ def sample_group(
             "sampled_at": datetime.now(UTC).isoformat(timespec="seconds"),
         },
     )
+    return out
+
+
+def natural_keys(
+    *, home: SynthHome, group: TableGroup, frames: Mapping[str, pd.DataFrame], seed: int
+) -> dict[str, pd.DataFrame]:
+    """Replace the keys a multi-table synthesizer made up (SDV's ``sdv-id-...``) by keys in
+    the real keys' format, none of them real (:mod:`~synth_platform.lib.keys`), mapping every
+    child's foreign key to its parent's new key so that the links are unchanged."""
+    out = {t: f.copy() for t, f in frames.items()}
+    for t in group.tables:
+        meta, _ = lifecycle.load_metadata(lifecycle.paths_for(home, t), t)
+        pk = meta.primary_key
+        if not pk or pk not in out[t].columns:
+            continue
+        if any(r.child == t and r.child_column == pk for r in group.relationships):
+            continue  # a 1:1 table: its key is its parent's, already mapped
+        old = out[t][pk]
+        fresh = lifecycle.synthetic_keys(
+            lifecycle.paths_for(home, t), pk, len(old), seed=seed + group.tables.index(t)
+        )
+        mapping = pd.Series(fresh, index=pd.Index(old.astype(object)))
+        mapping = mapping[~mapping.index.duplicated()]
+        out[t][pk] = fresh
+        for r in group.relationships:
+            if r.parent == t and r.parent_column == pk and r.child_column in out[r.child]:
+                fk = out[r.child][r.child_column]
+                out[r.child][r.child_column] = fk.astype(object).map(mapping).where(fk.notna())
     return out
 
 

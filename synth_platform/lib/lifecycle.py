@@ -324,8 +324,10 @@ def split_table(
     if (n_train < 10 or n_holdout == 0) and not model.is_reference:  # nothing trains on it
         raise SourceError(
             f"table '{model.name}': {len(real)} rows give {n_train} training and "
-            f"{n_holdout} holdout rows; at least 10 and 1 are needed. Add rows or change "
-            "`meta.synthetic.holdout`."
+            f"{n_holdout} holdout rows; at least 10 and 1 are needed to train and measure a "
+            "synthesizer. Add rows or change `meta.synthetic.holdout`; a small public lookup "
+            "table (codes, calendars, catalogues) can be declared `mode: reference` instead "
+            "and published as it is."
         )
     # Written as Arrow with the source's exact types: the candidate (and the release) are
     # written with this schema, so the published types are the warehouse's.

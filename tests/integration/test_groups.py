@@ -6,6 +6,7 @@ import json
 import shutil
 
 import dagster as dg
+import pandas as pd
 import pytest
 import yaml
 from mlflow.tracking import MlflowClient
@@ -75,6 +76,16 @@ def test_hma_group_publishes_with_resolving_keys(hma):
             "where is_latest and table_name in ('customers', 'accounts')"
         )
         assert sets.fetchall()[0][0] == 1
+        # HMA's made-up keys (`sdv-id-...`) are replaced by keys in the real format, mapped
+        # through to the children, and none of them is a real customer's.
+        ids = con.sql("select customer_id from customers").df()["customer_id"]
+    real_ids = pd.concat(
+        pd.read_parquet(p, columns=["customer_id"])["customer_id"]
+        for p in (home.private_dir / "customers").glob("*.parquet")
+        if p.stem in ("train", "holdout")
+    )
+    assert pd.api.types.is_integer_dtype(ids) and ids.is_unique
+    assert not ids.isin(real_ids).any()
     manifest = json.loads((home.public_dir / "accounts" / "v000001" / "manifest.json").read_text())
     assert manifest["synthesizer"] == "hma"
     assert manifest["synthesis_group"]["strategy"] == "hma"

@@ -103,3 +103,40 @@ def test_the_twin_joins_to_the_real_reference_tables(star):
     with duckdb.connect(str(star["root"] / "warehouse.duckdb"), read_only=True) as con:
         real_airports = con.sql("select faa from raw.airports").df()
     assert flights["origin"].isin(real_airports["faa"]).all()
+
+
+def test_a_tiny_synthesized_lookup_goes_through_every_gate_and_blocks_its_group_by_name(
+    tmp_path, monkeypatch
+):
+    """16 carriers with one modelled column, synthesized (not declared reference): every gate
+    of every table runs to a verdict (no step crashes); the lookup's own failure (each of its
+    rows is a copy: 4 categories) blocks the group, and the check names the table."""
+    import tests.star as star_module
+
+    models = dict(star_module.MODELS)
+    models["carriers"] = models["carriers"].replace("{mode: reference}", "{seed: 1}")
+    monkeypatch.setattr(star_module, "MODELS", models)
+    real = generate_star(flights=2_000, airports=60, planes=1_200, seed=5)
+    real["carriers"] = real["carriers"][["carrier"]].assign(alliance=["A", "B", "C", "D"] * 4)
+    project = write_star_project(tmp_path, real)
+    result = (
+        star_definitions(project, tmp_path / "home")
+        .resolve_job_def("synthetic_refresh")
+        .execute_in_process(instance=dg.DagsterInstance.ephemeral(), raise_on_error=False)
+    )
+    crashed = [
+        e.step_key
+        for e in result.all_events
+        if e.event_type_value == "STEP_FAILURE"
+        and "DagsterAssetCheckFailedError" not in e.event_specific_data.error.message
+    ]
+    assert not crashed, crashed
+    evals = {e.check_name: e for e in result.get_asset_check_evaluations()}
+    for kind in ("fidelity", "privacy", "validity"):
+        assert f"carriers_{kind}" in evals  # evaluated: a verdict, not a crash
+    blocked = evals["carriers_privacy"]
+    assert not blocked.passed and blocked.asset_key == dg.AssetKey("carriers_synthetic")
+    assert "exact_copies_train" in blocked.metadata["failures"].value
+    # The group (carriers, planes, flights) is held back as one: nothing of it is published.
+    assert not (tmp_path / "home" / "public" / "flights").exists()
+    assert not (tmp_path / "home" / "public" / "carriers").exists()

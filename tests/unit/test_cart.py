@@ -201,3 +201,32 @@ def test_training_row_lookup_matches_numpy_isin():
         train = np.unique(rng.integers(0, 3_000, size=m).astype(np.uint64))
         values = rng.integers(0, 3_500, size=n).astype(np.uint64)
         assert np.array_equal(_in_sorted(values, train), np.isin(values, train))
+
+
+def test_a_category_per_few_rows_keeps_the_tree_bounded_and_every_category_drawable():
+    """A categorical with thousands of levels (allowed up to half the rows) fitted after a
+    numeric column: the tree splits on the frequent categories only (its classifier cost and
+    node x class array would otherwise grow as rows squared), donors keep every category."""
+    from synth_platform.lib.cart import MAX_TREE_CLASSES
+
+    rng = np.random.default_rng(0)
+    n = 6_000
+    frame = pd.DataFrame(
+        {
+            "amount": rng.normal(100, 15, n),
+            "product": np.array([f"p{i:04d}" for i in range(2_500)], dtype=object)[
+                rng.integers(0, 2_500, n)
+            ],
+        }
+    )
+    synth = CartSynthesizer(
+        {"amount": "numerical", "product": "categorical"}, table="t",
+        visit_order=["amount", "product"],
+    )  # fmt: skip
+    synth.fit(frame)
+    tree = synth._value_models["product"].tree
+    assert tree is not None and tree.n_classes_ <= MAX_TREE_CLASSES + 1  # + missing
+    drawn = synth.sample(n)["t"]["product"]
+    assert set(drawn) <= set(frame["product"])
+    rare = set(synth._columns["product"].levels[MAX_TREE_CLASSES:])
+    assert rare & set(drawn)  # categories beyond the tree's classes are still donated

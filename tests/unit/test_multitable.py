@@ -661,3 +661,76 @@ def test_matched_rekeying_stops_soon_after_sigterm() -> None:
     caught = [float(line.split()[1]) for line in rest if line.startswith("interrupted")]
     assert proc.returncode == 3 and caught, rest
     assert caught[0] - sent < 1.5, caught[0] - sent
+
+
+def _star_model(name, pk, rels=(), *, mode="synthesize", warn=frozenset()):
+    return ModelSpec(
+        name=name, unique_id=f"model.star.{name}", relation=f"main.{name}",
+        spec=TableSpec(mode=mode), columns={}, unique_columns=frozenset({pk}),
+        not_null_columns=frozenset({pk}), relationships=rels, warn_relationships=warn,
+    )  # fmt: skip
+
+
+def test_reference_parents_stay_outside_groups_and_their_keys_are_checked():
+    models = [
+        _star_model("carriers", "carrier", mode="reference"),
+        _star_model("planes", "tailnum"),
+        _star_model(
+            "flights",
+            "flight_id",
+            (("carrier", "carriers", "carrier"), ("tailnum", "planes", "tailnum")),
+            warn=frozenset({"tailnum"}),
+        ),  # fmt: skip
+        _star_model("logs", "log_id", (("carrier", "carriers", "carrier"),)),
+    ]
+    groups = {g.name: g for g in groups_from_specs(models)}
+    # planes -> flights is a group (re-keyed); `logs` has only a reference key: a group of one.
+    assert set(groups) == {"planes", "logs"}
+    star = groups["planes"]
+    assert star.tables == ("planes", "flights")
+    assert [(r.child_column, r.reference, r.orphans) for r in star.relationships] == [
+        ("tailnum", False, True)
+    ]
+    assert [(r.child_column, r.parent, r.reference) for r in star.references] == [
+        ("carrier", "carriers", True)
+    ]
+    assert [r.child_column for r in star.checked_relationships] == ["tailnum", "carrier"]
+    assert groups["logs"].tables == ("logs",) and groups["logs"].relationships == ()
+
+
+def test_a_reference_table_cannot_point_at_a_synthesized_one_nor_declare_pii():
+    models = [
+        _star_model("planes", "tailnum"),
+        _star_model("types", "type_id", (("tailnum", "planes", "tailnum"),), mode="reference"),
+    ]
+    with pytest.raises(SpecError, match="reference table 'types'.*'planes', which is synthesized"):
+        groups_from_specs(models)
+    with pytest.raises(ValueError, match="must hold no personal data"):
+        TableSpec(mode="reference", pii={"email": "email"})
+
+
+def test_orphan_keys_keep_the_real_share_in_the_parent_keys_format():
+    rng = np.random.default_rng(0)
+    parents = pd.DataFrame({"tailnum": [f"N{i}AB" for i in range(100, 300)]})
+    fk = rng.choice(parents["tailnum"], 2_000).astype(object)
+    orphan = rng.random(2_000) < 0.05
+    fk[orphan] = [f"N{i}ZZ" for i in range(int(orphan.sum()))]
+    real = {"planes": parents, "flights": pd.DataFrame({"flight_id": range(2_000), "tailnum": fk})}
+    group = TableGroup(
+        "planes", ("planes", "flights"),
+        (Relationship("flights", "tailnum", "planes", "tailnum", orphans=True),),
+    )  # fmt: skip
+    synthetic = {
+        "planes": pd.DataFrame({"tailnum": [f"N{i}CD" for i in range(100, 250)]}),
+        "flights": pd.DataFrame({"flight_id": range(1_000)}),
+    }
+    out = rekey_children(group=group, real=real, synthetic=synthetic, seed=1)
+    keys = out["flights"]["tailnum"]
+    lost = ~keys.isin(synthetic["planes"]["tailnum"])
+    assert abs(lost.mean() - orphan.mean()) < 0.005
+    assert not keys[lost].isin(real["flights"]["tailnum"]).any()  # fresh, never real
+    # The parent keys' format (N, 3 digits, the fixed AB); every such code is a real key here,
+    # so the format widens by digits at the end.
+    assert keys[lost].str.fullmatch(r"N[12]\d{2}AB\d+").all()
+    shares = evaluate_integrity(group=group, synthetic=out)
+    assert shares[group.relationships[0].key].orphans == int(lost.sum())

@@ -132,3 +132,18 @@ def test_the_leak_scan_covers_pii_columns_of_every_type():
     leaks = find_pii_leaks(synthetic=clean, real=real, pii_columns=list(real.columns))
     assert leaks["birth_date"] == leaks["national_id"] == leaks["email"] == 0
     assert leaks["signup"] == 1  # 2021-01-01 11:00 is real
+
+
+def test_a_domain_prepares_its_forbidden_values_once_for_every_batch():
+    """Sorting (or stringifying) every real value again per sampling batch made faking a
+    table grow as rows squared: the domain keeps them."""
+    real = pd.Series(np.arange(0, 200_000, 2, dtype=np.int64))
+    domain = pii_domain(real, pa.int64())
+    first = fake_column(provider="random_int", n=1_000, seed=1, forbidden=domain)
+    prepared = domain.forbidden_sorted
+    second = fake_column(provider="random_int", n=1_000, seed=2, forbidden=domain)
+    assert domain.forbidden_sorted is prepared
+    for fake in (first, second):
+        assert not fake.isin(real).any()
+    text = pii_domain(pd.Series(["ann", "bob"]), pa.string())
+    assert text.forbidden_text is text.forbidden_text
