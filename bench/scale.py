@@ -209,7 +209,7 @@ if __name__ == "__main__":
     executor = sys.argv[1]
     config = {"ops": {"demo_bank_source": {"config": {"scale": float(sys.argv[2]), "seed": 5}}},
               "execution": {"config": {executor: {"max_concurrent": 2, "start_method": {"forkserver": {
-                  "preload_modules": ["scale_job", "tests.example", "synth_platform.lib.group"]}}}
+                  "preload_modules": ["scale_job", "tests.example", "synth_platform.preload"]}}}
                   if executor == "multiprocess" else {}}}}
     start = time.perf_counter()
     with dg.DagsterInstance.get() as inst:
