@@ -25,6 +25,7 @@ import importlib
 MODULES = (
     "synth_platform.lib.lifecycle",  # pandas, pyarrow, numpy, SciPy, scikit-learn, MLflow
     "synth_platform.lib.group",
+    "dagster_dbt",  # the dbt assets, which every step process builds again
     "sklearn.tree",  # the CART synthesizer
     "sdv.metadata",
     "sdv.single_table",
