@@ -97,7 +97,7 @@ def refresh(servers):
                 # Step processes fork from one that imported the heavy libraries once.
                 "start_method": {
                     "forkserver": {
-                        "preload_modules": [__name__, "mlflow", "synth_platform.lib.lifecycle"]
+                        "preload_modules": [__name__, "synth_platform.preload"]
                     }
                 },
             }
