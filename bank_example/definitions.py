@@ -14,7 +14,18 @@ def defs() -> dg.Definitions:
     # renders. DbtProjectComponent runs dbt from a copy of the project, where the profile's
     # relative default would point elsewhere: make the default absolute (`make` sets it anyway).
     os.environ.setdefault("SYNTH_HOME", str(PROJECT_ROOT / ".synth"))
-    # Dagster's default executor: steps in parallel processes (`multiprocess`, the default;
-    # `max_concurrent` in the run config), or `in_process`. The steps that open the DuckDB
-    # warehouse carry the `duckdb_warehouse` pool, which the instance limits to one at a time.
-    return dg.load_from_defs_folder(path_within_project=Path(__file__).parent)
+    # Steps in parallel processes (`max_concurrent` in the run config: default, one per core),
+    # forked from a server that imported the steps' libraries once: a spawned step process would
+    # import them again (seconds per step). The steps that open the DuckDB warehouse carry the
+    # `duckdb_warehouse` pool, which the instance limits to one at a time. (`make demo` runs the
+    # job in one process instead.)
+    return dg.Definitions.merge(
+        dg.load_from_defs_folder(path_within_project=Path(__file__).parent),
+        dg.Definitions(executor=EXECUTOR),
+    )
+
+
+EXECUTOR = dg.multiprocess_executor.configured(
+    {"start_method": {"forkserver": {"preload_modules": [__name__, "synth_platform.preload"]}}},
+    name="multiprocess_preloaded",
+)

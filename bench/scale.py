@@ -218,7 +218,7 @@ if __name__ == "__main__":
     executor = sys.argv[1]
     config = {"ops": {"demo_bank_source": {"config": {"scale": float(sys.argv[2]), "seed": 5}}},
               "execution": {"config": {executor: {"max_concurrent": 2, "start_method": {"forkserver": {
-                  "preload_modules": ["scale_job", "tests.example", "synth_platform.lib.group"]}}}
+                  "preload_modules": ["scale_job", "tests.example", "synth_platform.preload"]}}}
                   if executor == "multiprocess" else {}}}}
     start = time.perf_counter()
     with dg.DagsterInstance.get() as inst:
@@ -272,9 +272,10 @@ def _executors(quick: bool) -> str:
         table.markdown()
         + "\n\nFour independent opted-in tables (quarters of the example's transactions, no "
         "foreign key) refreshed by one job; `multiprocess` with `max_concurrent: 2` and a "
-        "forkserver that preloads the libraries and the job's module (each step still loads "
-        "the definitions: the dbt manifest and every asset). The "
-        "warehouse steps (dbt, splits) hold the `duckdb_warehouse` pool one at a time either way."
+        "forkserver that preloads `synth_platform.preload` (the libraries the steps use) and "
+        "the job's module. Each step process still opens the Dagster instance and builds the "
+        "definitions again (cheap: they import none of those libraries). The warehouse steps "
+        "(dbt, splits) hold the `duckdb_warehouse` pool one at a time either way."
     )
 
 

@@ -3,6 +3,9 @@
 It reads the user's dbt manifest, finds the models whose meta has a `synthetic` block, and adds
 their synthetic lifecycle downstream of the asset keys that the user's own dbt assets already
 have (dagster-dbt's translation). It never builds a second copy of the dbt assets.
+
+dagster-dbt is imported when the factory runs (the project that calls it has imported it
+already); `import synth_platform` stays cheap for tools that only list components.
 """
 
 from __future__ import annotations
@@ -14,10 +17,9 @@ import subprocess
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
-from dagster_dbt import DagsterDbtTranslator, DbtProject, get_asset_key_for_model
 
 from synth_platform.defs.groups import group_definitions
 from synth_platform.defs.resources import (
@@ -29,8 +31,11 @@ from synth_platform.defs.resources import (
 from synth_platform.defs.tables import WAREHOUSE_POOL, Wiring, table_definitions
 from synth_platform.lib.errors import ProjectError
 from synth_platform.lib.home import SynthHome
-from synth_platform.lib.multitable import groups_from_specs
+from synth_platform.lib.plan import groups_from_specs
 from synth_platform.lib.specs import ModelSpec, specs_from_manifest
+
+if TYPE_CHECKING:
+    from dagster_dbt import DagsterDbtTranslator, DbtProject
 
 DEFAULT_JOB = "synthetic_refresh"
 DEFAULT_CRON = "0 3 * * *"
@@ -85,6 +90,8 @@ def _profiles_dir(project: DbtProject) -> Path | None:
 
 
 def _as_project(dbt_project: DbtProject | str | os.PathLike[str]) -> DbtProject:
+    from dagster_dbt import DbtProject
+
     if isinstance(dbt_project, DbtProject):
         return dbt_project
     path = Path(dbt_project).resolve()
@@ -105,6 +112,8 @@ def _model_keys(
     asset_key_prefix: Sequence[str],
 ) -> dict[str, dg.AssetKey]:
     """The asset key of each opted-in model as the user's dbt assets name it."""
+    from dagster_dbt import DagsterDbtTranslator, get_asset_key_for_model
+
     if dbt_assets:
         return {m.name: get_asset_key_for_model(list(dbt_assets), m.name) for m in specs}
     translator = translator or DagsterDbtTranslator()

@@ -25,9 +25,8 @@ from synth_platform.defs.tables import (
     split_asset,
     unchanged_observation,
 )
-from synth_platform.lib import group as G
-from synth_platform.lib import lifecycle, refresh
-from synth_platform.lib.multitable import TableGroup
+from synth_platform.lib import plan, refresh
+from synth_platform.lib.plan import TableGroup
 from synth_platform.lib.specs import ModelSpec
 
 
@@ -39,7 +38,7 @@ def group_definitions(
     wiring: Wiring,
 ) -> tuple[list[dg.AssetsDefinition], list[dg.AssetChecksDefinition]]:
     """Assets and checks of one group (see the module docstring)."""
-    slug = G.group_slug(group)
+    slug = plan.group_slug(group)
     dagster_group = wiring.group
     tags = {"synth_platform/group": slug}
     wiring = dataclasses.replace(wiring, tags=tuple(tags.items()))
@@ -49,7 +48,7 @@ def group_definitions(
             models[t],
             upstream[t],
             wiring=wiring,
-            parents=G.parent_keys(group, t),
+            parents=plan.parent_keys(group, t),
             references={r.child_column: r.parent for r in group.references if r.child == t},
         )  # fmt: skip
         for t in group.tables
@@ -74,6 +73,9 @@ def group_definitions(
         synth: SynthHomeResource,
         synth_mlflow: MlflowResource,
     ):
+        from synth_platform.lib import group as G
+        from synth_platform.lib import lifecycle
+
         home = synth.home.ensure()
         inputs = {
             t: lifecycle.table_refresh_inputs(
@@ -141,6 +143,8 @@ def group_definitions(
         can_subset=False,
     )
     def synthetic(context: dg.AssetExecutionContext, synth: SynthHomeResource):
+        from synth_platform.lib import group as G
+
         out = G.sample_group(
             home=synth.home.ensure(), group=group, models=models, progress=context.log.info
         )
@@ -152,8 +156,8 @@ def group_definitions(
     assets += [synthesizer, synthetic]
     for t in group.tables:
         checks += gate_checks(models[t])
-    for t in G.children(group):
-        for kind in G.GROUP_GATE_KINDS:
+    for t in plan.children(group):
+        for kind in plan.GROUP_GATE_KINDS:
             checks.append(_group_check(group, models, t, kind))
 
     @dg.multi_asset(
@@ -177,6 +181,8 @@ def group_definitions(
         can_subset=False,
     )
     def published(synth: SynthHomeResource, synth_mlflow: MlflowResource):
+        from synth_platform.lib import group as G
+
         releases = G.publish_group_tables(
             home=synth.home.ensure(), group=group, models=models, keep=synth.keep_releases
         )
@@ -201,9 +207,11 @@ def _group_check(
 ) -> dg.AssetChecksDefinition:
     @dg.asset_check(
         asset=dg.AssetKey(f"{table}_synthetic"), name=f"{table}_{kind}", blocking=True,
-        description=G.GROUP_GATE_DESCRIPTIONS[kind],
+        description=plan.GROUP_GATE_DESCRIPTIONS[kind],
     )  # fmt: skip
     def check(synth: SynthHomeResource, synth_mlflow: MlflowResource) -> dg.AssetCheckResult:
+        from synth_platform.lib import group as G
+
         r = G.evaluate_group_gate(
             home=synth.home.ensure(), group=group, models=models, table=table, kind=kind,
             expectations_dir=synth.suites, tracking_uri=synth_mlflow.tracking_uri,

@@ -1,21 +1,26 @@
 """Per opted-in dbt model: split → synthesizer → synthetic (+3 blocking checks) → published.
 
-The builders are shared with `groups.py`, which wires tables synthesized as a group."""
+The builders are shared with `groups.py`, which wires tables synthesized as a group.
+
+Building the definitions imports no training, evaluation or tracking library: the asset and check
+bodies import `lifecycle` (pandas, SDV, scikit-learn, SciPy, MLflow, Great Expectations) when they
+run. A code location loads fast, and so does each step process of the multiprocess executor,
+which loads the definitions again; see `synth_platform.preload` for the libraries themselves."""
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
-import pandas as pd
-import pyarrow.parquet as pq
 
 from synth_platform.defs.resources import MlflowResource, SynthHomeResource, WarehouseResource
-from synth_platform.lib import lifecycle, refresh
-from synth_platform.lib.expectations import GATE_KINDS
-from synth_platform.lib.publish import Release
+from synth_platform.lib import refresh
+from synth_platform.lib.plan import GATE_KINDS, ParentKey
 from synth_platform.lib.specs import ModelSpec
-from synth_platform.lib.tracking import experiment_of
+
+if TYPE_CHECKING:
+    from synth_platform.lib.lifecycle import CandidateResult
+    from synth_platform.lib.publish import Release
 
 #: Default concurrency pool of the steps that read the DuckDB warehouse (one writer per file).
 WAREHOUSE_POOL = "duckdb_warehouse"
@@ -73,6 +78,8 @@ def column_schema(model: ModelSpec, types: dict[str, str] | None = None) -> dg.T
 
 def parquet_types(path) -> dict[str, str]:
     """Column -> Arrow type of a Parquet file (read from its footer only)."""
+    import pyarrow.parquet as pq
+
     schema = pq.read_schema(path)
     return {f.name: str(f.type) for f in schema}
 
@@ -99,6 +106,8 @@ HEADLINE = {
 
 
 def _md_table(rows: Sequence[dict]) -> dg.MetadataValue:
+    import pandas as pd
+
     return dg.MetadataValue.md(pd.DataFrame(rows).to_markdown(index=False) if rows else "none")
 
 
@@ -120,6 +129,8 @@ def mlflow_links(
     """An http link into the MLflow UI: the run page, or one artifact in its artifact view."""
     if not run_id:
         return {}
+    from synth_platform.lib.tracking import experiment_of
+
     exp = experiment_of(tracking_uri=mlflow.tracking_uri, run_id=run_id)
     url = mlflow.artifact_url(exp, run_id, artifact) if artifact else mlflow.run_url(exp, run_id)
     return {name: dg.MetadataValue.url(url)}
@@ -130,7 +141,7 @@ def split_asset(
     upstream: dg.AssetKey,
     *,
     wiring: Wiring,
-    parents: tuple[lifecycle.ParentKey, ...] = (),
+    parents: tuple[ParentKey, ...] = (),
     references: Mapping[str, str] | None = None,
 ) -> dg.AssetsDefinition:
     """`<t>_split`: the seeded train/holdout split (after its parents' splits in a group).
@@ -162,6 +173,8 @@ def split_asset(
         f"trains).{follows}",
     )  # fmt: skip
     def split(synth: SynthHomeResource, synth_warehouse: WarehouseResource) -> dg.MaterializeResult:
+        from synth_platform.lib import lifecycle
+
         r = lifecycle.split_table(
             home=synth.home.ensure(),
             warehouse=synth_warehouse.warehouse(),
@@ -250,6 +263,8 @@ def synthesizer_asset(model: ModelSpec, *, wiring: Wiring) -> dg.AssetsDefinitio
         synth: SynthHomeResource,
         synth_mlflow: MlflowResource,
     ):
+        from synth_platform.lib import lifecycle
+
         home = synth.home.ensure()
         inputs = lifecycle.table_refresh_inputs(
             home=home, model=model, expectations_dir=synth.suites
@@ -286,7 +301,7 @@ def synthesizer_asset(model: ModelSpec, *, wiring: Wiring) -> dg.AssetsDefinitio
     return synthesizer
 
 
-def candidate_metadata(model: ModelSpec, r: lifecycle.CandidateResult) -> dict[str, Any]:
+def candidate_metadata(model: ModelSpec, r: "CandidateResult") -> dict[str, Any]:
     """Metadata of a `<t>_synthetic` materialization. No rows: the candidate has not passed
     its gates yet (a preview appears on `<t>_published`)."""
     return {
@@ -314,6 +329,8 @@ def synthetic_asset(model: ModelSpec, *, wiring: Wiring) -> dg.AssetsDefinition:
     def synthetic(
         context: dg.AssetExecutionContext, synth: SynthHomeResource
     ) -> dg.MaterializeResult:
+        from synth_platform.lib import lifecycle
+
         r = lifecycle.sample_table(home=synth.home.ensure(), model=model, progress=context.log.info)
         return dg.MaterializeResult(metadata=candidate_metadata(model, r))
 
@@ -335,6 +352,8 @@ def gate_checks(model: ModelSpec) -> list[dg.AssetChecksDefinition]:
             synth: SynthHomeResource,
             synth_mlflow: MlflowResource,
         ) -> dg.AssetCheckResult:
+            from synth_platform.lib import lifecycle
+
             home = synth.home.ensure()
             r = lifecycle.evaluate_gate(
                 home=home,
@@ -397,9 +416,11 @@ def gate_checks(model: ModelSpec) -> list[dg.AssetChecksDefinition]:
 
 
 def release_metadata(
-    synth: SynthHomeResource, mlflow: MlflowResource, model: ModelSpec, release: Release
+    synth: SynthHomeResource, mlflow: MlflowResource, model: ModelSpec, release: "Release"
 ) -> dict[str, Any]:
     """Metadata of a `<t>_published` materialization (its rows passed every gate)."""
+    import pandas as pd
+
     t = model.name
     catalog = synth.home.public_dir / "catalog.duckdb"
     preview = pd.read_parquet(release.data).head(5)
@@ -435,6 +456,8 @@ def published_asset(model: ModelSpec, *, wiring: Wiring) -> dg.AssetsDefinition:
         "store, written only when every blocking check on the candidate passed.",
     )  # fmt: skip
     def published(synth: SynthHomeResource, synth_mlflow: MlflowResource) -> dg.MaterializeResult:
+        from synth_platform.lib import lifecycle
+
         release = lifecycle.publish_table(
             home=synth.home.ensure(), model=model, keep=synth.keep_releases
         )

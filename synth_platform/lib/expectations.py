@@ -37,10 +37,10 @@ import pandas as pd
 from synth_platform.lib import locks
 from synth_platform.lib.errors import ProjectError
 from synth_platform.lib.metadata import TableMetadata
+from synth_platform.lib.plan import GATE_KINDS as GATE_KINDS  # defined with the plan, used here
+from synth_platform.lib.plan import GateKind
 from synth_platform.lib.specs import Thresholds
 
-GateKind = Literal["fidelity", "privacy", "validity"]
-GATE_KINDS: tuple[GateKind, ...] = ("fidelity", "privacy", "validity")
 SuiteKind = Literal["fidelity", "privacy", "validity", "diagnostic"]
 SUITE_KINDS: tuple[SuiteKind, ...] = ("fidelity", "privacy", "validity", "diagnostic")
 #: The suites each gate validates.

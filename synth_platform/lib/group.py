@@ -48,7 +48,6 @@ from synth_platform.lib import expectations as gx_suites
 from synth_platform.lib import lifecycle, locks
 from synth_platform.lib.errors import GateFailedError, ProjectError, SourceError, SpecError
 from synth_platform.lib.home import SynthHome
-from synth_platform.lib.identifiers import safe_identifier
 from synth_platform.lib.multitable import (
     IntegrityResult,
     Relationship,
@@ -63,33 +62,24 @@ from synth_platform.lib.multitable import (
     sample_hma,
     sdv_multi_metadata,
 )
+
+# The group's structure lives in `plan` (import-light, for the definitions); callers of this
+# module keep using `G.GROUP_GATE_KINDS`, `G.parent_keys` and the rest.
+from synth_platform.lib.plan import GROUP_GATE_DESCRIPTIONS as GROUP_GATE_DESCRIPTIONS
+from synth_platform.lib.plan import GROUP_GATE_KINDS, children, group_slug
+from synth_platform.lib.plan import parent_keys as parent_keys
 from synth_platform.lib.progress import Meter, Progress, report
 from synth_platform.lib.publish import Release
-from synth_platform.lib.refresh import refresh_key
+from synth_platform.lib.refresh import code_version, refresh_key
 from synth_platform.lib.specs import ModelSpec, Thresholds
 from synth_platform.lib.tracking import (
     check_tracking_server,
-    code_version,
     log_run_artifact,
     log_training,
 )
 from synth_platform.lib.verdict import NotApplicable, NotApplicableReason, bounds_from_suite, decide
 
 NA = NotApplicableReason
-
-GROUP_GATE_KINDS: tuple[str, ...] = ("integrity", "cardinality", "cross_table")
-"""Blocking gates of a child table in a group, one Great Expectations suite each."""
-
-GROUP_GATE_DESCRIPTIONS = {
-    "integrity": "Referential integrity: every synthetic foreign key of this table points at a "
-    "row of its synthetic parent (100%), and parent keys are unique. Blocks the group.",
-    "cardinality": "Children per parent: 1 - KS between the real and synthetic "
-    "distributions of children per parent row, per foreign key (SDMetrics' "
-    "CardinalityShapeSimilarity). Blocks the group below the threshold.",
-    "cross_table": "Column Pair Trends across each foreign key's join (child x parent "
-    "columns), over the pairs whose real data shows a trend. Blocks the group below the "
-    "threshold.",
-}
 
 #: Metric name prefix -> (threshold field or None for a fixed bound, bound, fixed value).
 _GROUP_METRICS: dict[str, dict[str, tuple[str | None, str, float | None]]] = {
@@ -122,11 +112,6 @@ def _metrics_of(kind: str, fk: str, orphan_fks: Collection[str]) -> dict:
 # --------------------------------------------------------------------------------- layout
 
 
-def group_slug(group: TableGroup) -> str:
-    """File- and asset-safe name of a group: its :attr:`TableGroup.label`."""
-    return safe_identifier(group.label, what="group")
-
-
 @dataclass(frozen=True)
 class GroupPaths:
     """Files of one group in the private zone."""
@@ -144,25 +129,6 @@ class GroupPaths:
 
 def group_paths(home: SynthHome, group: TableGroup) -> GroupPaths:
     return GroupPaths(home.private_dir / "_groups" / group_slug(group))
-
-
-def parent_keys(group: TableGroup, table: str) -> tuple[lifecycle.ParentKey, ...]:
-    """The foreign keys of ``table`` inside ``group`` (for :func:`lifecycle.split_table`)."""
-    return tuple(
-        lifecycle.ParentKey(r.child_column, r.parent, r.parent_column)
-        for r in group.relationships
-        if r.child == table
-    )
-
-
-def reference_keys(group: TableGroup, table: str) -> tuple[str, ...]:
-    """Columns of ``table`` referencing a reference table (real values, kept as they are)."""
-    return tuple(dict.fromkeys(r.child_column for r in group.references if r.child == table))
-
-
-def children(group: TableGroup) -> tuple[str, ...]:
-    """Tables of the group that reference a parent (those carrying the group gates)."""
-    return tuple(t for t in group.tables if any(r.child == t for r in group.checked_relationships))
 
 
 def requested_strategy(group: TableGroup, models: Mapping[str, ModelSpec]) -> str:

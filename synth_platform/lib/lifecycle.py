@@ -53,10 +53,12 @@ from synth_platform.lib.keys import KeyFormat
 from synth_platform.lib.lake import LakeConfig
 from synth_platform.lib.metadata import TableMetadata, derive_metadata
 from synth_platform.lib.pii import PII_PATTERNS, PiiDomain, pii_domain, scan_for_pii
+from synth_platform.lib.plan import ParentKey
 from synth_platform.lib.progress import Meter, Progress
 from synth_platform.lib.progress import report as report_line
 from synth_platform.lib.publish import LAKE_DIR, Release, Staged, publish_group
 from synth_platform.lib.refresh import (
+    code_version,
     current_code_version,
     refresh_inputs,
     refresh_key,
@@ -74,7 +76,6 @@ from synth_platform.lib.synthesis import (
 )
 from synth_platform.lib.tracking import (
     check_tracking_server,
-    code_version,
     log_declaration,
     log_run_artifact,
     log_training,
@@ -227,15 +228,6 @@ class SplitResult:
     metadata: TableMetadata
     #: The split files were kept: same source, spec, code and parent splits as last time.
     unchanged: bool = False
-
-
-@dataclass(frozen=True)
-class ParentKey:
-    """A foreign key of a table into its parent in the same synthesis group."""
-
-    column: str
-    parent: str
-    parent_column: str
 
 
 def _write_arrow(table: pa.Table, path: Path) -> None:

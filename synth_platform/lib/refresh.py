@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
@@ -24,7 +25,6 @@ from typing import Any
 from synth_platform.lib.identifiers import safe_identifier
 from synth_platform.lib.publish import latest_version
 from synth_platform.lib.specs import ModelSpec
-from synth_platform.lib.tracking import code_version
 
 
 def _sha256(payload: Any) -> str:
@@ -62,9 +62,38 @@ def hand_written_suites(expectations_dir: Path | None, table: str) -> dict[str, 
     }
 
 
+def code_version(repo: Path | None = None) -> str:
+    """synth_platform's version, with the git commit when it runs from its own checkout.
+
+    An installed wheel has no checkout of its own: asking git there would report the commit of
+    whatever repository the environment happens to sit in (often the user's project).
+    """
+    from synth_platform import __version__
+
+    if repo is None:
+        checkout = Path(__file__).resolve().parents[2]
+        pyproject = checkout / "pyproject.toml"
+        is_ours = pyproject.exists() and 'name = "synth_platform"' in pyproject.read_text()
+        if not (is_ours and (checkout / ".git").exists()):
+            return __version__
+        repo = checkout
+    try:
+        sha = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=repo,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        ).stdout.strip()
+        return f"{__version__}+g{sha}"
+    except (OSError, subprocess.SubprocessError):
+        return __version__
+
+
 @cache
 def current_code_version() -> str:
-    """:func:`tracking.code_version`, asked once per process (it may run git)."""
+    """:func:`code_version`, asked once per process (it may run git)."""
     return code_version()
 
 

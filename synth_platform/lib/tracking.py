@@ -6,7 +6,6 @@ import contextlib
 import functools
 import json
 import os
-import subprocess
 import tempfile
 import warnings
 from collections.abc import Iterator
@@ -65,35 +64,6 @@ class TrainingRun:
 
     def ui_url(self, ui_base: str) -> str:
         return f"{ui_base.rstrip('/')}/#/experiments/{self.experiment_id}/runs/{self.run_id}"
-
-
-def code_version(repo: Path | None = None) -> str:
-    """synth_platform's version, with the git commit when it runs from its own checkout.
-
-    An installed wheel has no checkout of its own: asking git there would report the commit of
-    whatever repository the environment happens to sit in (often the user's project).
-    """
-    from synth_platform import __version__
-
-    if repo is None:
-        checkout = Path(__file__).resolve().parents[2]
-        pyproject = checkout / "pyproject.toml"
-        is_ours = pyproject.exists() and 'name = "synth_platform"' in pyproject.read_text()
-        if not (is_ours and (checkout / ".git").exists()):
-            return __version__
-        repo = checkout
-    try:
-        sha = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            cwd=repo,
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=True,
-        ).stdout.strip()
-        return f"{__version__}+g{sha}"
-    except (OSError, subprocess.SubprocessError):
-        return __version__
 
 
 #: Seconds to wait for an http(s) tracking server before a fit (`SYNTH_MLFLOW_PROBE_TIMEOUT`).

@@ -1,6 +1,8 @@
 """Snapshot of the asset graph: catches accidental renames of assets, groups and checks."""
 
 import shutil
+import subprocess
+import sys
 
 import dagster as dg
 import pytest
@@ -140,3 +142,37 @@ def test_twins_carry_code_versions_and_opt_in_declarative_automation(tmp_path):
     for key in ours:
         condition = automated.get(dg.AssetKey(key)).automation_condition
         assert condition is not None and "eager" in condition.get_label().lower(), key
+
+
+#: Libraries the steps use and loading the definitions must not import (each step process of
+#: the multiprocess executor loads the definitions again; `synth_platform.preload` has them).
+STEP_LIBRARIES = ("pandas", "numpy", "scipy", "sklearn", "sdv", "sdmetrics", "torch", "mlflow",
+                  "great_expectations", "matplotlib", "synth_platform.lib.lifecycle")  # fmt: skip
+
+
+def test_building_the_definitions_imports_none_of_the_step_libraries(tmp_path):
+    code = (
+        "import sys\n"
+        "from synth_platform import build_synthetic_definitions\n"
+        f"defs = build_synthetic_definitions(dbt_project={str(EXAMPLE_DBT)!r}, "
+        f"home={str(tmp_path)!r})\n"
+        f"defs.resolve_job_def({REFRESH_JOB!r})\n"
+        f"print(sorted(m for m in {STEP_LIBRARIES!r} if m in sys.modules))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True
+    ).stdout
+    assert out.strip().splitlines()[-1] == "[]"
+
+
+def test_the_preload_module_imports_the_step_libraries():
+    code = (
+        "import sys, synth_platform.preload\n"
+        "print(sorted(m for m in ('great_expectations', 'sdmetrics', 'sklearn.tree', "
+        "'mlflow.store.tracking.sqlalchemy_store', 'synth_platform.lib.group') "
+        "if m not in sys.modules))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True
+    ).stdout
+    assert out.strip().splitlines()[-1] == "[]"
