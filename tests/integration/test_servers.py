@@ -96,9 +96,7 @@ def refresh(servers):
                 "max_concurrent": 2,
                 # Step processes fork from one that imported the heavy libraries once.
                 "start_method": {
-                    "forkserver": {
-                        "preload_modules": [__name__, "synth_platform.preload"]
-                    }
+                    "forkserver": {"preload_modules": [__name__, "synth_platform.preload"]}
                 },
             }
         },
