@@ -440,53 +440,71 @@ def star_hma_run(*, flights: int, dims: Mapping[str, int], project: str) -> dict
         if frames is None:
             frames = _without_orphans(group, real)
         train, _ = split_group(group=group, frames=frames, holdout=0.2, seed=SEED)
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                fit_s, sample_s, _, synthetic = _hma(group, train, metas)
-        except TrainingError as exc:
-            out.setdefault("refusals", []).append(_condensed(str(exc)))
-            continue
-        out |= {
-            "variant": variant,
-            "fit": fit_s,
-            "sample": sample_s,
-            "comparable": _star_scores(
-                group, real, synthetic, {t: metas[t][0] for t in group.tables}
-            ),
-        }
+        multi = sdv_multi_metadata(group, train, {t: metas[t][1] for t in group.tables})
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                fit = fit_hma(group=group, frames=train, metadata=multi, seed=SEED)
+            except TrainingError as exc:
+                out.setdefault("refusals", []).append(_condensed(str(exc)))
+                _report_progress(out | {"stage": "fitting"})
+                continue
+            out |= {"variant": variant, "fit": fit.fit_seconds}
+            _report_progress(out | {"stage": "sampling"})
+            start = time.perf_counter()
+            synthetic = sample_hma(synthesizer=fit.synthesizer, scale=1.0, seed=SEED)
+        out["sample"] = time.perf_counter() - start
+        _report_progress(out | {"stage": "scoring"})
+        out["comparable"] = _star_scores(
+            group, real, synthetic, {t: metas[t][0] for t in group.tables}
+        )
         break
     out["rss_mb"] = _peak_rss_mb()
     return out
 
 
+_progress_path: Path | None = None  # set in a spawned worker: where it reports its stage
+
+
+def _report_progress(state: Mapping[str, Any]) -> None:
+    """Record how far a worker got, for :func:`_isolated` to report if it runs out of time."""
+    if _progress_path is not None:
+        _progress_path.write_text(json.dumps(dict(state), default=float))
+
+
 def _child(name: str, kwargs: Mapping[str, Any], path: str) -> None:
+    global _progress_path
+    _progress_path = Path(path).with_name("progress.json")
     result = globals()[name](**kwargs)
     Path(path).write_text(json.dumps(result, default=float))
 
 
 def _isolated(
     fn: Callable[..., dict[str, Any]], *, timeout: float | None, **kwargs: Any
-) -> dict[str, Any] | None:
-    """``fn(**kwargs)`` in a spawned process (its own memory, peak RSS and time budget);
-    ``None`` when it ran out of ``timeout`` seconds (the process is killed)."""
+) -> dict[str, Any]:
+    """``fn(**kwargs)`` in a spawned process (its own memory, peak RSS and time budget).
+    When it runs out of ``timeout`` seconds it is killed, and the result is what it last
+    reported (:func:`_report_progress`) with ``timed_out`` set to the seconds it ran."""
     ctx = multiprocessing.get_context("spawn")
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "result.json"
         process = ctx.Process(target=_child, args=(fn.__name__, kwargs, str(path)))
+        start = time.perf_counter()
         process.start()
         process.join(timeout)
         if process.is_alive():
             process.kill()
             process.join()
-            return None
+            progress = path.with_name("progress.json")
+            partial = json.loads(progress.read_text()) if progress.exists() else {}
+            return partial | {"timed_out": time.perf_counter() - start}
         if process.exitcode != 0:
             raise RuntimeError(f"{fn.__name__}({kwargs}) exited with code {process.exitcode}")
         return json.loads(path.read_text())
 
 
 def _star_tables(
-    platform: list[dict[str, Any]], hma: list[tuple[int, float, dict[str, Any] | None, str]]
+    platform: list[dict[str, Any]], hma: list[tuple[int, dict[str, Any] | None]]
 ) -> tuple[Table, Table]:
     runs = Table(
         [
@@ -558,21 +576,26 @@ def _star_tables(
                  c["integrity"], c["orphan_gap"], c["cardinality"], c["cross_table"],
                  c["fidelity"], f"{r['rss_mb']:,.0f}"]
             )  # fmt: skip
-    for flights, budget, r, why in hma:
-        if r is None or "comparable" not in r:
-            if r is None:
-                status = why or f"timed out after {budget:,.0f} s (killed)"
-            else:
-                status = "refused: " + " | ".join(r.get("refusals", []))
-            side.add([f"{flights:,}", f"SDV HMA: {status}", *[None] * 8])
+    for flights, r in hma:
+        if r is None:
+            side.add([f"{flights:,}", "SDV HMA: not attempted (timed out at a smaller size)",
+                      *[None] * 8])  # fmt: skip
             continue
-        c = r["comparable"]
         label = "SDV HMA (reference)"
+        if "variant" in r:
+            label += f", {r['variant']}"
         if r.get("refusals"):
-            label += f", {r['variant']} (refused as is: " + " / ".join(r["refusals"]) + ")"
+            label += " (refused as is: " + " / ".join(r["refusals"]) + ")"
+        if "timed_out" in r:
+            label += (
+                f": timed out after {r['timed_out']:,.0f} s while {r.get('stage', 'preparing')} "
+                "(killed)"
+            )
+        c = r.get("comparable", {})
         side.add(
-            [f"{flights:,}", label, r["fit"], r["sample"], c["integrity"], c["orphan_gap"],
-             c["cardinality"], c["cross_table"], c["fidelity"], f"{r['rss_mb']:,.0f}"]
+            [f"{flights:,}", label, r.get("fit"), r.get("sample"), c.get("integrity"),
+             c.get("orphan_gap"), c.get("cardinality"), c.get("cross_table"), c.get("fidelity"),
+             f"{r['rss_mb']:,.0f}" if "rss_mb" in r else None]
         )  # fmt: skip
     return runs, side
 
@@ -583,7 +606,7 @@ def _star_section(quick: bool, write: Callable[[tuple[str, list[Table], list[str
     dims = STAR_QUICK_DIMENSIONS if quick else STAR_DIMENSIONS
     budget = HMA_QUICK_BUDGET_S if quick else HMA_BUDGET_S
     platform: list[dict[str, Any]] = []
-    hma: list[tuple[int, float, dict[str, Any] | None, str]] = []
+    hma: list[tuple[int, dict[str, Any] | None]] = []
     notes = [
         f"Data: `tests/star.py` (seed {SEED}): 16 carriers and {dims['airports']:,} airports "
         f"(`mode: reference`), {dims['planes']:,} planes (synthesized; natural tail-number "
@@ -629,16 +652,14 @@ def _star_section(quick: bool, write: Callable[[tuple[str, list[Table], list[str
             platform.append(run)
             flush()
             if hma_timed_out:
-                hma.append((flights, budget, None, "not attempted: timed out at a smaller size"))
+                hma.append((flights, None))
             else:
-                start = time.perf_counter()
                 result = _isolated(
                     star_hma_run, timeout=budget, flights=flights, dims=dims,
                     project=str(root / "dbt_project"),
                 )  # fmt: skip
-                hma_timed_out = result is None
-                why = f"timed out after {time.perf_counter() - start:,.0f} s (killed)"
-                hma.append((flights, budget, result, why if result is None else ""))
+                hma_timed_out = "timed_out" in result
+                hma.append((flights, result))
             flush()
 
 
