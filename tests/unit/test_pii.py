@@ -147,3 +147,33 @@ def test_a_domain_prepares_its_forbidden_values_once_for_every_batch():
         assert not fake.isin(real).any()
     text = pii_domain(pd.Series(["ann", "bob"]), pa.string())
     assert text.forbidden_text is text.forbidden_text
+
+
+def test_a_reference_table_with_personal_values_fails_its_privacy_gate_by_column():
+    """`mode: reference` replaces the privacy metrics by a declaration and a PII scan: one
+    e-mail (or phone, SSN, IP, Luhn-valid card) in a text column blocks, naming the column and
+    the kind but never the value; plain codes and labels pass."""
+    from synth_platform.lib.lifecycle import _reference_privacy
+    from synth_platform.lib.pii import scan_for_pii
+    from synth_platform.lib.verdict import decide
+
+    clean = pd.DataFrame(
+        {"code": ["JFK", "LGA", "N14228"], "label": ["Kennedy Intl", "LaGuardia", "2013-01-01"],
+         "id": [1, 2, 3], "card_like": ["4111111111111112", "1234 5678", "10.0"]}
+    )  # fmt: skip
+    assert scan_for_pii(clean) == {}
+    metrics, _, subjects, bounds = _reference_privacy(clean)
+    assert decide(gate="privacy", metrics=metrics, bounds=bounds, subjects=subjects).passed
+
+    dirty = clean.assign(
+        contact=["ops@example.org", None, "(212) 555-0147"],
+        note=["ssn 123-45-6789", "", "card 4111 1111 1111 1111"],
+    )
+    found = scan_for_pii(dirty)
+    assert found == {"contact": {"email": 1, "phone": 1}, "note": {"ssn": 1, "card": 1}}
+    metrics, _, subjects, bounds = _reference_privacy(dirty)
+    verdict = decide(gate="privacy", metrics=metrics, bounds=bounds, subjects=subjects)
+    assert not verdict.passed
+    text = " ".join(verdict.failures)
+    assert "contact" in text and "note" in text
+    assert "ops@example.org" not in text and "123-45-6789" not in text  # never the value
