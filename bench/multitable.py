@@ -71,6 +71,17 @@ def _metadata(
     }
 
 
+def _table_fidelity(real: pd.DataFrame, synthetic: pd.DataFrame, meta: TableMetadata) -> Any:
+    """The single-table fidelity of one table, over its metadata's value columns."""
+    return evaluate_fidelity(
+        real=real,
+        synthetic=synthetic,
+        numeric=list(meta.numeric),
+        datetime=list(meta.datetime),
+        categorical=list(meta.categorical),
+    )
+
+
 def _scores(
     group: TableGroup,
     real: Mapping[str, pd.DataFrame],
@@ -81,14 +92,7 @@ def _scores(
     cardinality = evaluate_cardinality(group=group, real=real, synthetic=synthetic)
     trends = evaluate_cross_table_trends(group=group, real=real, synthetic=synthetic, tables=metas)
     child = group.relationships[-1].child
-    m = metas[child]
-    fidelity = evaluate_fidelity(
-        real=real[child],
-        synthetic=synthetic[child],
-        numeric=list(m.numeric),
-        datetime=list(m.datetime),
-        categorical=list(m.categorical),
-    )
+    fidelity = _table_fidelity(real[child], synthetic[child], metas[child])
     return {
         "integrity": min(r.share for r in integrity.values()),
         "cardinality": min(r.score for r in cardinality.values()),
@@ -269,14 +273,7 @@ def _star_scores(
     cardinality = evaluate_cardinality(group=group, real=real, synthetic=synthetic)
     trends = evaluate_cross_table_trends(group=group, real=real, synthetic=synthetic, tables=metas)
     fact = group.tables[-1]
-    m = metas[fact]
-    fidelity = evaluate_fidelity(
-        real=real[fact],
-        synthetic=synthetic[fact],
-        numeric=list(m.numeric),
-        datetime=list(m.datetime),
-        categorical=list(m.categorical),
-    )
+    fidelity = _table_fidelity(real[fact], synthetic[fact], metas[fact])
     rels = group.relationships
     return {
         "integrity": min(integrity[r.key].share for r in rels if not r.orphans),

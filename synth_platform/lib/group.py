@@ -748,7 +748,15 @@ def evaluate_group_gate(
         }
     if kind == "integrity":
         results = evaluate_integrity(group=sub, synthetic=synthetic)
-        real_results = evaluate_integrity(group=sub, synthetic=real)
+        # The real orphan shares, for the keys allowed to have orphans only.
+        real_results = (
+            evaluate_integrity(
+                group=TableGroup(group.name, group.tables, tuple(r for r in rels if r.orphans)),
+                synthetic=real,
+            )
+            if orphan_fks
+            else {}
+        )
         for r, res in ((r, results[r.key]) for r in rels):
             fk = r.child_column
             share = _integrity_share(r, res, real=real, synthetic=synthetic)

@@ -145,36 +145,56 @@ def log_training(
     pip_requirements: list[str],
 ) -> TrainingRun:
     """Record a fit: params, fingerprint tags, metrics, SDV metadata, the model (registered)."""
+    model_name = f"synth_platform.{table}"
+    with tempfile.TemporaryDirectory() as tmp:
+        model_file = Path(tmp) / "synthesizer.pkl"
+        synthesizer.save(str(model_file))
+        (Path(tmp) / "sdv_metadata.json").write_text(json.dumps(metadata_json, indent=2))
+        with _table_run(
+            tracking_uri=tracking_uri, artifact_root=artifact_root, table=table,
+            run_name=f"{table}-fit", params=params, tags=tags, metrics=metrics,
+        ) as (run, exp_id):  # fmt: skip
+            mlflow.log_artifact(str(Path(tmp) / "sdv_metadata.json"))
+            info = mlflow.pyfunc.log_model(
+                name="model",
+                python_model=SynthesizerModel(),
+                artifacts={"synthesizer": str(model_file)},
+                pip_requirements=pip_requirements,
+                registered_model_name=model_name,
+            )
+    version = getattr(info, "registered_model_version", None)
+    return TrainingRun(
+        run_id=run.info.run_id,
+        experiment_id=exp_id,
+        model_name=model_name,
+        model_version=str(version) if version is not None else None,
+        tracking_uri=tracking_uri,
+    )
+
+
+@contextlib.contextmanager
+def _table_run(
+    *,
+    tracking_uri: str,
+    artifact_root: Path | None,
+    table: str,
+    run_name: str,
+    params: dict[str, Any],
+    tags: dict[str, str],
+    metrics: dict[str, float],
+) -> Iterator[tuple[Any, str]]:
+    """An MLflow run in the table's experiment with its params, tags and metrics logged;
+    yields ``(run, experiment id)`` for more logging inside."""
     with _tracking_uri(tracking_uri):
         client = MlflowClient(tracking_uri=tracking_uri)
         exp_id = _experiment(
             client, f"synth_platform/{table}", artifact_root, tracking_uri=tracking_uri
         )
-        model_name = f"synth_platform.{table}"
-        with tempfile.TemporaryDirectory() as tmp:
-            model_file = Path(tmp) / "synthesizer.pkl"
-            synthesizer.save(str(model_file))
-            (Path(tmp) / "sdv_metadata.json").write_text(json.dumps(metadata_json, indent=2))
-            with mlflow.start_run(experiment_id=exp_id, run_name=f"{table}-fit") as run:
-                mlflow.log_params({k: str(v)[:500] for k, v in params.items()})
-                mlflow.set_tags(tags)
-                mlflow.log_metrics(metrics)
-                mlflow.log_artifact(str(Path(tmp) / "sdv_metadata.json"))
-                info = mlflow.pyfunc.log_model(
-                    name="model",
-                    python_model=SynthesizerModel(),
-                    artifacts={"synthesizer": str(model_file)},
-                    pip_requirements=pip_requirements,
-                    registered_model_name=model_name,
-                )
-        version = getattr(info, "registered_model_version", None)
-        return TrainingRun(
-            run_id=run.info.run_id,
-            experiment_id=exp_id,
-            model_name=model_name,
-            model_version=str(version) if version is not None else None,
-            tracking_uri=tracking_uri,
-        )
+        with mlflow.start_run(experiment_id=exp_id, run_name=run_name) as run:
+            mlflow.log_params({k: str(v)[:500] for k, v in params.items()})
+            mlflow.set_tags(tags)
+            mlflow.log_metrics(metrics)
+            yield run, exp_id
 
 
 def log_declaration(
@@ -188,15 +208,11 @@ def log_declaration(
 ) -> TrainingRun:
     """Record a table that is published without a model (a reference table): an MLflow run
     with the declaration as params and tags, which its gates attach their reports to."""
-    with _tracking_uri(tracking_uri):
-        client = MlflowClient(tracking_uri=tracking_uri)
-        exp_id = _experiment(
-            client, f"synth_platform/{table}", artifact_root, tracking_uri=tracking_uri
-        )
-        with mlflow.start_run(experiment_id=exp_id, run_name=f"{table}-reference") as run:
-            mlflow.log_params({k: str(v)[:500] for k, v in params.items()})
-            mlflow.set_tags(tags)
-            mlflow.log_metrics(metrics)
+    with _table_run(
+        tracking_uri=tracking_uri, artifact_root=artifact_root, table=table,
+        run_name=f"{table}-reference", params=params, tags=tags, metrics=metrics,
+    ) as (run, exp_id):  # fmt: skip
+        pass
     return TrainingRun(
         run_id=run.info.run_id,
         experiment_id=exp_id,
