@@ -158,7 +158,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "refresh":
         return run_demo(scale=None, seed=0)
     root = Path(os.environ.get("SYNTH_HOME") or PROJECT_ROOT / ".synth").resolve()
-    print(prepare_dagster_home(root))
+    dagster_home = prepare_dagster_home(root)
+    # `make dev` starts the webserver and the daemon together; create the SQLite storages first,
+    # or both may stamp a fresh database's schema version and every later open fails.
+    import dagster as dg
+
+    with dg.DagsterInstance.from_config(str(dagster_home)):
+        pass
+    print(dagster_home)
     return 0
 
 

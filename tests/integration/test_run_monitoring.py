@@ -80,6 +80,10 @@ def test_a_killed_run_is_marked_failed_by_the_daemon(tmp_path):
     config["run_monitoring"].update({"max_runtime_seconds": 2, "poll_interval_seconds": 1})
     (dagster_home / "dagster.yaml").write_text(yaml.safe_dump(config))
     (tmp_path / "sleepy.py").write_text(SLEEPY)
+    # Create the SQLite storages once, before any other process opens them: two processes that
+    # both find a fresh schedule database stamp its alembic version twice, and every later open
+    # then fails with "more than one head" (seen once in CI, from the polling below racing the run).
+    _status(dagster_home)
     env = {**os.environ, "DAGSTER_HOME": str(dagster_home)}
     run = subprocess.Popen(
         [sys.executable, "-c", textwrap.dedent(
