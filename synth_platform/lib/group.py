@@ -781,7 +781,9 @@ def evaluate_group_gate(
                 line = {}
             lines.append({"relationship": r.key, **asdict(res), **line})
     elif kind == "cardinality":
-        results = evaluate_cardinality(group=sub, real=real, synthetic=synthetic)
+        results = evaluate_cardinality(
+            group=sub, real=real, synthetic=synthetic, seed=models[table].spec.seed
+        )
         for r, res in ((r, results[r.key]) for r in rels):
             # NaN: a side without parent rows (the real split has rows, so the candidate)
             reason = NA.EMPTY_CANDIDATE if synthetic[r.parent].empty else NA.NOT_COMPUTED

@@ -238,6 +238,12 @@ def _write_arrow(table: pa.Table, path: Path) -> None:
         tmp.replace(path)
 
 
+MIN_TRAIN_ROWS = 2
+"""Fewest training rows a synthesized table may have (and one holdout row). A handful of rows
+goes through every gate, where privacy and fidelity decide (a lookup of a few rows is mostly
+copies and is blocked, by name); below two rows there is nothing to learn or measure."""
+
+
 def split_table(
     *,
     home: SynthHome,
@@ -269,13 +275,17 @@ def split_table(
             "spec_digest": spec_digest(model),
             "code_version": current_code_version(),
             "parents": {
-                p.parent: _split_key(paths_for(home, p.parent))
+                p.parent: _split_field(paths_for(home, p.parent), "split_key")
                 for p in sorted(set(parents), key=str)
             },
             "reference_keys": list(reference_keys),
         }
     )
-    if _split_key(paths) == split_key and paths.train.exists() and paths.holdout.exists():
+    if (
+        _split_field(paths, "split_key") == split_key
+        and paths.train.exists()
+        and paths.holdout.exists()
+    ):
         meta, _ = load_metadata(paths, model.name)
         return SplitResult(
             pq.read_metadata(paths.train).num_rows,
@@ -313,11 +323,11 @@ def split_table(
             resolved |= in_holdout | fk.isin(parent_train).to_numpy()
         held |= ~resolved & own
     n_train, n_holdout = int((~held).sum()), int(held.sum())
-    if (n_train < 10 or n_holdout == 0) and not model.is_reference:  # nothing trains on it
+    if (n_train < MIN_TRAIN_ROWS or n_holdout == 0) and not model.is_reference:
         raise SourceError(
             f"table '{model.name}': {len(real)} rows give {n_train} training and "
-            f"{n_holdout} holdout rows; at least 10 and 1 are needed to train and measure a "
-            "synthesizer. Add rows or change `meta.synthetic.holdout`; a small public lookup "
+            f"{n_holdout} holdout rows; at least {MIN_TRAIN_ROWS} and 1 are needed to train "
+            "and measure a synthesizer. Add rows or change `meta.synthetic.holdout`; a small public lookup "
             "table (codes, calendars, catalogues) can be declared `mode: reference` instead "
             "and published as it is."
         )
@@ -333,11 +343,12 @@ def split_table(
     return SplitResult(n_train, n_holdout, fp, meta)
 
 
-def _split_key(paths: TablePaths) -> str | None:
-    """The key the table's split files were written under (None: none recorded)."""
+def _split_field(paths: TablePaths, name: str) -> str | None:
+    """A field the table's split recorded (``split_key``: the key its files were written
+    under; ``source_fingerprint``); None when it was not split or did not record it."""
     if not paths.metadata.exists():
         return None
-    return json.loads(paths.metadata.read_text()).get("split_key")
+    return json.loads(paths.metadata.read_text()).get(name)
 
 
 # --------------------------------------------------------------------------- train
@@ -346,11 +357,22 @@ def _split_key(paths: TablePaths) -> str | None:
 def table_refresh_inputs(
     *, home: SynthHome, model: ModelSpec, expectations_dir: Path | None
 ) -> dict[str, Any]:
-    """:func:`refresh.refresh_inputs` of the table's current split (its source fingerprint)."""
+    """:func:`refresh.refresh_inputs` of the table's current split (its source fingerprint),
+    with the source fingerprint of every parent its foreign keys point at.
+
+    A parent in the same group is in the group's key anyway; a reference parent is not, yet
+    its rows decide the child's gates (which codes resolve, the orphan share, the per-row
+    shares of children): a changed lookup re-gates and re-publishes its children."""
     fp = _read_json(
         paths_for(home, model.name).metadata, table=model.name, step=f"{model.name}_split"
     )["source_fingerprint"]
-    return refresh_inputs(model=model, source_fingerprint=fp, expectations_dir=expectations_dir)
+    inputs = refresh_inputs(model=model, source_fingerprint=fp, expectations_dir=expectations_dir)
+    parents = sorted({parent for _, parent, _ in model.foreign_keys})
+    if parents:
+        inputs["parents"] = {
+            p: _split_field(paths_for(home, p), "source_fingerprint") for p in parents
+        }
+    return inputs
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,9 @@ GROUP_GATE_DESCRIPTIONS = {
     "row of its synthetic parent (100%), and parent keys are unique. Blocks the group.",
     "cardinality": "Children per parent: 1 - KS between the real and synthetic "
     "distributions of children per parent row, per foreign key (SDMetrics' "
-    "CardinalityShapeSimilarity). Blocks the group below the threshold.",
+    "CardinalityShapeSimilarity); for a key into a reference table, 1 - TVD of each "
+    "reference row's share of children where that test has the lower noise floor on the real "
+    "data (few, well-used parents). Blocks the group below the threshold.",
     "cross_table": "Column Pair Trends across each foreign key's join (child x parent "
     "columns), over the pairs whose real data shows a trend. Blocks the group below the "
     "threshold.",

@@ -122,7 +122,7 @@ TABLES = {
         f"from range({ROWS})"
     ),
     "c_empty": f"create table c_empty as select {_BASE} from range(0)",
-    "c_tiny": f"create table c_tiny as select {_BASE} from range(5)",
+    "c_tiny": f"create table c_tiny as select {_BASE} from range(2)",
     "c_free_text": _hostile("c_free_text", "md5(range::varchar) || ' note' as comment", 150),
     "c_flag_pii": _hostile("c_flag_pii", "range % 2 = 0 as is_vip"),
 }
@@ -291,7 +291,7 @@ REFUSED: dict[str, Case] = {
                            _from("c_all_null_table", key=None)),
     "empty_table": Case(SourceError, ("'good'", "c_empty", "is empty", "filters"),
                         _from("c_empty", pii={"email": "email"})),
-    "too_few_rows": Case(SourceError, ("'good'", "5 rows", "at least 10", "holdout"),
+    "too_few_rows": Case(SourceError, ("'good'", "2 rows", "at least 2", "holdout"),
                          _from("c_tiny", pii={"email": "email"})),
     "missing_relation": Case(SourceError, ("'good'", "main.nowhere", "dbt build -s good"),
                              _from("nowhere")),

@@ -105,19 +105,24 @@ def test_the_twin_joins_to_the_real_reference_tables(star):
     assert flights["origin"].isin(real_airports["faa"]).all()
 
 
+@pytest.mark.parametrize("carriers", [16, 5])
 def test_a_tiny_synthesized_lookup_goes_through_every_gate_and_blocks_its_group_by_name(
-    tmp_path, monkeypatch
+    tmp_path, monkeypatch, carriers
 ):
-    """16 carriers with one modelled column, synthesized (not declared reference): every gate
-    of every table runs to a verdict (no step crashes); the lookup's own failure (each of its
-    rows is a copy: 4 categories) blocks the group, and the check names the table."""
+    """16 or 5 carriers with one modelled column, synthesized (not declared reference): every
+    gate of every table runs to a verdict (no step crashes); the lookup's own failure (each of
+    its rows is a copy: 4 categories) blocks the group, and the check names the table."""
     import tests.star as star_module
 
     models = dict(star_module.MODELS)
     models["carriers"] = models["carriers"].replace("{mode: reference}", "{seed: 1}")
     monkeypatch.setattr(star_module, "MODELS", models)
     real = generate_star(flights=2_000, airports=60, planes=1_200, seed=5)
-    real["carriers"] = real["carriers"][["carrier"]].assign(alliance=["A", "B", "C", "D"] * 4)
+    kept = real["carriers"]["carrier"].head(carriers)
+    real["carriers"] = pd.DataFrame(
+        {"carrier": kept, "alliance": (["A", "B", "C", "D"] * 4)[:carriers]}
+    )
+    real["flights"] = real["flights"][real["flights"]["carrier"].isin(kept)]
     project = write_star_project(tmp_path, real)
     result = (
         star_definitions(project, tmp_path / "home")
@@ -140,3 +145,25 @@ def test_a_tiny_synthesized_lookup_goes_through_every_gate_and_blocks_its_group_
     # The group (carriers, planes, flights) is held back as one: nothing of it is published.
     assert not (tmp_path / "home" / "public" / "flights").exists()
     assert not (tmp_path / "home" / "public" / "carriers").exists()
+
+
+def test_a_changed_reference_table_refreshes_its_children_and_nothing_else(star):
+    """A new carrier (reference data) re-publishes carriers and re-gates the group whose
+    flights point at it; airports (unchanged reference data) keep their release. Run last:
+    it changes the module's warehouse."""
+    from synth_platform.lib.publish import latest_version
+
+    with duckdb.connect(str(star["root"] / "warehouse.duckdb")) as con:
+        con.execute("insert into raw.carriers values ('ZZ', 'ZZ Airlines Inc.')")
+    defs = star_definitions(star["root"] / "dbt_project", star["root"] / "home")
+    result = defs.resolve_job_def("synthetic_refresh").execute_in_process(
+        instance=dg.DagsterInstance.ephemeral(), raise_on_error=False
+    )
+    assert result.success
+    versions = {t: latest_version(star["public"], t) for t in star["real"]}
+    assert versions == {
+        "carriers": "v000002",
+        "airports": "v000001",
+        "planes": "v000002",
+        "flights": "v000002",
+    }, versions

@@ -734,3 +734,39 @@ def test_orphan_keys_keep_the_real_share_in_the_parent_keys_format():
     assert keys[lost].str.fullmatch(r"N[12]\d{2}AB\d+").all()
     shares = evaluate_integrity(group=group, synthetic=out)
     assert shares[group.relationships[0].key].orphans == int(lost.sum())
+
+
+def test_keys_into_a_small_reference_table_are_scored_per_parent() -> None:
+    """A twin drawn from the real shares of a 12-row lookup passes; KS over 12 parents cannot
+    tell it from noise (its floor is ~0.24), and a twin that keeps the shape but swaps which
+    lookup rows are used fails; a key into many sparsely used rows keeps SDMetrics' KS."""
+    lookup = pd.DataFrame({"code": [f"K{i:02d}" for i in range(12)]})
+    shares = np.linspace(1.0, 2.0, 12)
+    shares /= shares.sum()
+
+    def visits(n: int, p: np.ndarray, codes: pd.Series, seed: int) -> pd.DataFrame:
+        draw = np.random.default_rng(seed).choice(codes.to_numpy(), size=n, p=p)
+        return pd.DataFrame({"visit_id": np.arange(n), "code": draw})
+
+    rel = Relationship("visits", "code", "lookup", "code", reference=True)
+    group = TableGroup("visits", ("visits",), (rel,))
+    real = {"lookup": lookup, "visits": visits(3000, shares, lookup["code"], 1)}
+    scores = []
+    for seed in range(2, 12):
+        twin = {"lookup": lookup, "visits": visits(3000, shares, lookup["code"], seed)}
+        scores.append(evaluate_cardinality(group=group, real=real, synthetic=twin)[rel.key])
+    assert {s.method for s in scores} == {"share_per_reference_parent"}
+    assert min(s.score for s in scores) > 0.95
+    assert min(s.ks_score for s in scores) < 0.8  # what blocked healthy twins before
+    assert all(s.share_noise < s.ks_noise for s in scores)
+    swapped = {"lookup": lookup, "visits": visits(3000, shares[::-1], lookup["code"], 2)}
+    bad = evaluate_cardinality(group=group, real=real, synthetic=swapped)[rel.key]
+    assert bad.score < 0.85 and bad.method == "share_per_reference_parent"
+
+    # 2,000 lookup rows for 3,000 children: per-row shares are noise, KS is the sharper test.
+    big = pd.DataFrame({"code": np.arange(2000)})
+    real = {"lookup": big, "visits": visits(3000, np.full(2000, 1 / 2000), big["code"], 1)}
+    twin = {"lookup": big, "visits": visits(3000, np.full(2000, 1 / 2000), big["code"], 2)}
+    res = evaluate_cardinality(group=group, real=real, synthetic=twin)[rel.key]
+    assert res.method == "ks_children_per_parent" and res.score == res.ks_score
+    assert res.score > 0.9 and res.share_score < res.score
