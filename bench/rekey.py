@@ -216,8 +216,10 @@ def bench_rekey(quick: bool) -> str:
         f"wide one; a Python greedy loop), run in a subprocess stopped after "
         f"{LEGACY_BUDGET_S:.0f} s of budget (plus a minute for imports and scores); once "
         "stopped, larger sizes are not run. Current: KD-trees (scipy cKDTree, eps 1) on at "
-        "most 4 principal components, at most 250,000 real reference rows, 50,000-row chunks, "
-        "a numba greedy pass.",
+        "most 4 canonical correlation directions of the child and its parent (the parent "
+        "also on its 4 leading principal components), real child counts placed on the "
+        "synthetic parents most like their real ones, at most 250,000 real reference rows, "
+        "50,000-row chunks, numba greedy passes.",
         f"Seed {SEED}; each time is one run (the machine may be shared with other jobs).",
     ]
     return write_result(

@@ -343,12 +343,15 @@ def rekey_children(
     """Point every synthetic child row at a synthetic parent ("independent" strategy).
 
     With ``profiles`` (per-table metadata naming the columns to compare) the keys are
-    *matched*, so that parent/child column dependencies survive the re-keying: each synthetic
-    parent takes the child count of its nearest real parent, and each synthetic child goes to
-    the synthetic parent nearest to the real parent of its own nearest real child, among
-    parents with a count left (the 32 nearest distinct parent profiles, then any parent with a
-    count left). Profiles are range-scaled numbers and one-hot categories, reduced to their 4
-    leading principal components when wider (see :func:`_profile_space`); the searches are
+    *matched*, so that parent/child column dependencies survive the re-keying: the real
+    parents' child counts are placed on the synthetic parents nearest to them (largest first,
+    one count per parent: :func:`_place_counts`), and each synthetic child goes to the
+    synthetic parent nearest to the real parent of its own nearest real child, among parents
+    with a count left (the 32 nearest distinct parent profiles, then any parent with a count
+    left). Profiles are range-scaled numbers and one-hot categories; children and parents are
+    compared on their canonical correlation directions (what one table's columns say about
+    the other's, :func:`_canonical_spaces`), or on each table's 4 leading principal
+    components when nothing correlates (see :func:`_profile_space`); the searches are
     approximate KD-tree queries (within twice the nearest distance) against at most 250,000
     real rows, so the work grows near-linearly, and it runs in chunks of 50,000 children so
     that a signal handler (a run's termination) gets to run between chunks. Real rows only
@@ -588,6 +591,56 @@ def _profile_space(
     return _ProfileSpace(space.numeric, space.categorical, center, np.ascontiguousarray(axes))
 
 
+_MIN_CANONICAL = 0.1
+"""Canonical correlations below this are taken for noise (about ``sqrt(width / rows)`` for
+independent columns: 0.035 for 25 encoded columns and 20,000 rows)."""
+
+
+def _canonical_spaces(
+    child: _ProfileSpace,
+    parent: _ProfileSpace,
+    child_rows: pd.DataFrame,
+    parent_rows: pd.DataFrame,
+    rng: np.random.Generator,
+) -> tuple[_ProfileSpace, _ProfileSpace]:
+    """The spaces children and parents are matched in: what each says about the other.
+
+    Principal components of a child alone follow its own variance: a skewed 16-code category
+    and a uniform date outweigh the one column of a flight that depends on its airport (its
+    distance), and the match loses that dependence. Here the axes are the canonical
+    directions (canonical correlation analysis, ridge-regularised) of the real child rows
+    (``child_rows``) and their parents' rows (``parent_rows``, aligned), each scaled by its
+    canonical correlation, at most ``_SEARCH_DIMENSIONS`` of them. When no correlation
+    reaches ``_MIN_CANONICAL`` (nothing to keep) both spaces are returned as they are (the
+    same objects).
+    """
+    take = np.sort(rng.permutation(len(child_rows))[:_PCA_ROWS])
+    if len(take) < 2 or not (child.width and parent.width):
+        return child, parent
+    x = child.encode(child_rows.iloc[take])
+    y = parent.encode(parent_rows.iloc[take])
+    x_center, y_center = x.mean(axis=0), y.mean(axis=0)
+    x, y = x - x_center, y - y_center
+
+    def inverse_sqrt(cov: np.ndarray) -> np.ndarray:
+        cov = cov + (1e-3 * float(np.trace(cov)) / len(cov) + 1e-9) * np.eye(len(cov))
+        values, vectors = np.linalg.eigh(cov)
+        return (vectors / np.sqrt(np.maximum(values, 1e-12))) @ vectors.T
+
+    n = len(x)
+    wx, wy = inverse_sqrt(x.T @ x / n), inverse_sqrt(y.T @ y / n)
+    u, corr, vt = np.linalg.svd(wx @ (x.T @ y / n) @ wy, full_matrices=False)
+    k = int(min(_SEARCH_DIMENSIONS, np.sum(corr >= _MIN_CANONICAL)))
+    if k == 0:
+        return child, parent
+    x_axes = np.ascontiguousarray((wx @ u[:, :k]) * corr[:k])
+    y_axes = np.ascontiguousarray((wy @ vt[:k].T) * corr[:k])
+    return (
+        _ProfileSpace(child.numeric, child.categorical, x_center, x_axes),
+        _ProfileSpace(parent.numeric, parent.categorical, y_center, y_axes),
+    )
+
+
 def _as_float(values: pd.Series, *, datetime: bool) -> np.ndarray:
     """Numbers as float (NaN for missing); datetimes as nanoseconds since the epoch."""
     if not datetime:
@@ -684,9 +737,10 @@ def _matched_parents(
     ``None`` when either side has no profile column.
 
     Every search is an approximate KD-tree query in at most ``_SEARCH_DIMENSIONS`` dimensions
-    against at most ``_MAX_REFERENCE`` real rows (or the synthetic parents), and the children
-    are handled in chunks of ``_CHUNK_ROWS`` (``advance`` is called after each), so the work is
-    near-linear and interruptible between chunks.
+    (twice that among parents) against at most ``_MAX_REFERENCE`` real children (or the
+    synthetic parents), and the children are handled in chunks of ``_CHUNK_ROWS``
+    (``advance`` is called after each), so the work is near-linear and interruptible between
+    chunks.
     """
     keys = {r.child_column, r.parent_column}
     real_parent, real_child = real[r.parent], real[r.child]
@@ -696,14 +750,6 @@ def _matched_parents(
     child_space = _profile_space(profiles[r.child], keys, real_child, rng)
     if not (parent_space.width and child_space.width):
         return None
-    real_parent_xy = parent_space.coordinates(real_parent)
-    parent_xy = parent_space.coordinates(synthetic[r.parent].loc[parent_keys.index])
-    synthetic_parents = _Neighbours(parent_xy, rng)
-    # Counts: each synthetic parent takes the child count of a nearest real parent.
-    steering = _subsample(len(real_parent), rng)
-    donors = _Neighbours(real_parent_xy[steering], rng)
-    donor = steering[donors.nearest_rows(parent_xy, rng)]
-    capacity = _apportion(real_counts[donor].astype(float), n_keyed, rng)
     # Targets: the real parent of a nearest real child (among real children with a parent).
     real_fk, real_pk = real_child[r.child_column], real_parent[r.parent_column]
     first = ~real_pk.duplicated().to_numpy()  # a duplicated real key: its first row
@@ -712,6 +758,31 @@ def _matched_parents(
     with_parent = np.flatnonzero(~np.isnan(real_target))
     with_parent = with_parent[_subsample(len(with_parent), rng)]
     real_target = real_target[with_parent].astype(np.int64)
+    # Children and parents meet in the space of what one says about the other.
+    child_space, match_space = _canonical_spaces(
+        child_space, parent_space, real_child.iloc[with_parent], real_parent.iloc[real_target],
+        rng,
+    )  # fmt: skip
+
+    # Parents are placed and found on their own leading components and, beside them, on what
+    # they say about their children: either alone loses hubs or children's dependence.
+    def parent_coordinates(frame: pd.DataFrame) -> np.ndarray:
+        own = parent_space.coordinates(frame)
+        if match_space is parent_space:
+            return own
+        return np.hstack([own, match_space.coordinates(frame)])
+
+    real_parent_xy = parent_coordinates(real_parent)
+    parent_xy = parent_coordinates(synthetic[r.parent].loc[parent_keys.index])
+    capacity = _apportion(_place_counts(real_counts, real_parent_xy, parent_xy, rng), n_keyed, rng)
+    # Only parents with a count take children: searching among the others too would fill a
+    # child's candidate list with parents it cannot go to where few parents hold the children
+    # (100 of 1,458 airports receive every flight), sending it to a random one instead.
+    open_parents = np.flatnonzero(capacity > 0)
+    synthetic_parents = _Neighbours(parent_xy[open_parents], rng)
+    group_of = np.full(len(parent_xy), -1, dtype=np.int64)
+    group_of[open_parents] = synthetic_parents.group_of
+    members = open_parents[synthetic_parents.members]
     # Candidates: the synthetic parent groups nearest to each targeted real parent.
     targeted, slot_of_child = np.unique(real_target, return_inverse=True)
     candidates = (
@@ -727,7 +798,7 @@ def _matched_parents(
     # Greedy, in random order: the nearest parent with a count left, else any parent with one.
     left = capacity.astype(np.int64)
     group_left = np.bincount(
-        synthetic_parents.group_of, weights=left, minlength=synthetic_parents.groups
+        synthetic_parents.group_of, weights=left[open_parents], minlength=synthetic_parents.groups
     ).astype(np.int64)
     member_at = synthetic_parents.start[:-1].copy()
     spare = rng.permutation(np.flatnonzero(left > 0)).astype(np.int64)
@@ -745,12 +816,71 @@ def _matched_parents(
             targets = slot_of_child[children.nearest_rows(xy, rng)]
         chosen = np.empty(len(rows), dtype=np.int64)
         _assign_kernel(
-            targets, candidates, synthetic_parents.members, member_at, synthetic_parents.start[1:],
-            synthetic_parents.group_of, group_left, left, spare, spare_at, chosen,
+            targets, candidates, members, member_at, synthetic_parents.start[1:], group_of,
+            group_left, left, spare, spare_at, chosen,
         )  # fmt: skip
         out[rows] = chosen
         advance(len(rows))
     return out
+
+
+def _place_counts(
+    real_counts: np.ndarray,
+    real_xy: np.ndarray,
+    synthetic_xy: np.ndarray,
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """A child count for every synthetic parent: the real parents' counts (a random subset of
+    them, or all and a resample, to one per synthetic parent), each placed on the synthetic
+    parent nearest to its real parent that has no count yet, largest counts first (then any
+    free one).
+
+    At equal sizes the counts are the real ones, permuted: the children-per-parent shape
+    stays, hubs included, and each count sits where its real parent sits, so the children
+    that go to a parent like it find one with room. (Drawing each synthetic parent's count
+    from its nearest real parent instead left about a third of the real parents without a
+    counterpart, and their children to random parents: 100 of 1,458 airports receive every
+    flight.) Only real parents with children are searched for.
+    """
+    m, n = len(synthetic_xy), len(real_counts)
+    order = rng.permutation(n)
+    donors = order[:m] if m <= n else np.concatenate([order, rng.choice(n, m - n)])
+    donors = donors[real_counts[donors] > 0]
+    donors = donors[np.lexsort((rng.random(len(donors)), -real_counts[donors]))]
+    out = np.zeros(m, dtype=float)
+    if not len(donors):
+        return out
+    from scipy.spatial import cKDTree
+
+    k = min(m, _CANDIDATES)
+    near = np.empty((len(donors), k), dtype=np.int64)
+    tree = cKDTree(synthetic_xy)
+    for lo in range(0, len(donors), _CHUNK_ROWS):
+        chunk = real_xy[donors[lo : lo + _CHUNK_ROWS]]
+        _, found = tree.query(chunk, k=k, eps=_SEARCH_EPS, workers=-1)
+        near[lo : lo + len(chunk)] = np.reshape(found, (len(chunk), k))
+    place = np.empty(len(donors), dtype=np.int64)
+    _place_kernel(near, rng.permutation(m).astype(np.int64), place)
+    out[place] = real_counts[donors]
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _place_kernel(near, free, out):  # pragma: no cover - compiled
+    used = np.zeros(free.size, dtype=np.bool_)
+    at = 0
+    for i in range(near.shape[0]):
+        chosen = -1
+        for p in near[i]:
+            if not used[p]:
+                chosen = p
+                break
+        if chosen < 0:
+            while used[free[at]]:
+                at += 1
+            chosen = free[at]
+        used[chosen] = True
+        out[i] = chosen
 
 
 def _subsample(n: int, rng: np.random.Generator) -> np.ndarray:

@@ -770,3 +770,77 @@ def test_keys_into_a_small_reference_table_are_scored_per_parent() -> None:
     res = evaluate_cardinality(group=group, real=real, synthetic=twin)[rel.key]
     assert res.method == "ks_children_per_parent" and res.score == res.ks_score
     assert res.score > 0.9 and res.share_score < res.score
+
+
+def _wide_pair(children: int, seed: int) -> dict[str, pd.DataFrame]:
+    """Parents with a heavy-tailed income; children whose amount follows it, next to columns
+    that say nothing about the parent and vary more once scaled (a uniform number, two
+    skewed 12-code categories): the shape of flights with their carrier and date."""
+    rng = np.random.default_rng(seed)
+    n = children // 10
+    income = rng.lognormal(10, 1.0, n)
+    owner = rng.integers(0, n, children)
+    skew = np.r_[0.45, 0.35, np.full(10, 0.02)]
+    child = pd.DataFrame(
+        {
+            "parent_id": owner,
+            "amount": income[owner] * rng.lognormal(0.0, 0.1, children),
+            "when": rng.uniform(0, 1, children),
+            **{f"c{i}": rng.choice(list("pqrstuvwxyzo"), children, p=skew) for i in range(2)},
+        }
+    )
+    return {"parent": pd.DataFrame({"id": np.arange(n), "income": income}), "child": child}
+
+
+def test_matched_rekeying_matches_on_what_the_child_says_about_its_parent() -> None:
+    """The child's own principal components are the noise here (amount.income: 0.53 matched,
+    0.51 at random, before); the match space is the child's canonical correlation directions
+    with its parent's columns, which keep the dependence."""
+    from synth_platform.lib.metadata import TableMetadata
+
+    real, synthetic = _wide_pair(6000, 4), _wide_pair(6000, 5)
+    synthetic = {
+        "parent": synthetic["parent"].assign(id=synthetic["parent"]["id"] + 10**6),
+        "child": synthetic["child"].drop(columns="parent_id"),
+    }
+    profiles = {
+        "parent": TableMetadata("parent", "id", ("income",), (), (), columns=("id", "income")),
+        "child": TableMetadata(
+            "child", None, ("amount", "when"), (), ("c0", "c1"),
+            columns=tuple(real["child"].columns), foreign_keys=("parent_id",),
+        ),
+    }  # fmt: skip
+    key = "child.parent_id->parent.id"
+    scores = {}
+    for name, matched in (("random", None), ("matched", profiles)):
+        out = rekey_children(
+            group=_PLANTED, real=real, synthetic=synthetic, seed=0, profiles=matched
+        )
+        pairs = evaluate_cross_table_trends(
+            group=_PLANTED, real=real, synthetic=out, tables=profiles
+        )[key].pairs
+        scores[name] = float(pairs.set_index(["column_1", "column_2"])["score"].filter(
+            like="amount").mean())  # fmt: skip
+    assert scores["matched"] > 0.9 and scores["random"] < 0.6, scores
+
+
+def test_counts_are_placed_on_the_synthetic_parents_most_like_their_real_ones() -> None:
+    """Three hubs hold 90% of the children: at equal sizes every real count is used once
+    (the shape is kept exactly), and each hub's count lands on the synthetic parent nearest
+    to it; with more synthetic parents the counts are resampled, never lost."""
+    from synth_platform.lib.multitable import _place_counts
+
+    rng = np.random.default_rng(3)
+    real_xy = rng.uniform(0, 1, (300, 2))
+    counts = np.zeros(300)
+    counts[[7, 70, 170]] = [5000, 3000, 1000]
+    counts[rng.choice(300, 50, replace=False)] += rng.integers(1, 20, 50)
+    shuffle = rng.permutation(300)
+    synthetic_xy = real_xy[shuffle] + rng.normal(0, 1e-4, (300, 2))
+    placed = _place_counts(counts, real_xy, synthetic_xy, np.random.default_rng(0))
+    assert sorted(placed) == sorted(counts)
+    for hub in (7, 70, 170):
+        assert placed[np.flatnonzero(shuffle == hub)[0]] == counts[hub]
+    more = _place_counts(counts, real_xy, rng.uniform(0, 1, (900, 2)), np.random.default_rng(0))
+    assert len(more) == 900 and more.sum() >= counts.sum()
+    assert {5000.0, 3000.0, 1000.0} <= set(more)
