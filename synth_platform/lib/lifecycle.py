@@ -969,6 +969,7 @@ def _privacy_metrics(
         metrics |= {
             "exact_copies_train": rep.exact_copies_train,
             "exact_copies_holdout": rep.exact_copies_holdout,
+            "common_copies_train": rep.common_copies_train,
             "dcr_share": rep.dcr_share,
             "near_copies_excess": _or_na(rep.near_copies_excess, NA.NOT_COMPUTED),
             "near_copies_synthetic": rep.near_copies_synthetic,
@@ -1275,6 +1276,7 @@ def _load_reports(
         n_synthetic=None if p.get("n_synthetic") is None else int(p["n_synthetic"]),
         subsampled=bool(p.get("subsampled")),
         dcr_share_sampling_error=p.get("dcr_share_sampling_error") or 0.0,
+        common_copies_train=p.get("common_copies_train"),
     )
     return fid, priv
 

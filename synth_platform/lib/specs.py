@@ -245,7 +245,11 @@ class Thresholds(BaseModel):
         description="Maximum share of synthetic rows closer to training than to holdout rows.",
     )
     exact_copies: int = Field(
-        0, ge=0, description="Maximum synthetic rows equal to a training row."
+        0,
+        ge=0,
+        description="Maximum synthetic rows equal to a training row whose combination of "
+        "values fewer than 5 training rows share (copies of rarer rows; a combination 5+ rows "
+        "share is k-anonymous and reported as `common_copies_train`).",
     )
     near_copies: float | None = Field(
         None,

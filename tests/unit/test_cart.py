@@ -81,8 +81,9 @@ def test_smoothing_never_replays_a_continuous_training_value(fitted) -> None:
     assert (syn.late_fees == 0).any()
 
 
-def test_no_training_row_is_replayed() -> None:
-    # Categories, point masses and a coarse integer: honest draws often repeat training rows.
+def test_no_rare_training_row_is_replayed() -> None:
+    # Categories, point masses and a coarse integer: honest draws often repeat training rows
+    # (each combination here is held by fewer than 5 rows: all rare).
     rng = np.random.default_rng(1)
     real = pd.DataFrame({"a": rng.choice(list("xyz"), 400), "b": rng.choice([0.0, 1.0], 400),
                          "c": rng.integers(0, 200, 400)})  # fmt: skip
@@ -96,6 +97,32 @@ def test_no_training_row_is_replayed() -> None:
     out = synth.sample(2_000)["t"]
     assert out.merge(real.drop_duplicates(), on=["a", "b", "c"]).empty
     assert out.a.nunique() == 3 and out.c.nunique() > 20
+
+
+def test_a_zero_inflated_table_keeps_its_common_rows() -> None:
+    """70% of the amounts and 95% of the fees are 0: (0, 0, grade) rows are two thirds of the
+    table, each held by hundreds of rows (k-anonymous), and must be drawn as often; redrawing
+    them as copies took the zero share to 0.11. Rare rows are still never replayed."""
+    from synth_platform.lib.evaluation.privacy import COMMON_ROWS
+
+    rng = np.random.default_rng(5)
+    n = 3_000
+    real = pd.DataFrame(
+        {
+            "amount": np.where(rng.random(n) < 0.7, 0.0, np.round(rng.lognormal(6, 1.5, n), 2)),
+            "fees": np.where(rng.random(n) < 0.95, 0.0, np.round(rng.pareto(2, n) * 20 + 5, 2)),
+            "grade": rng.choice(list("ABCD"), n),
+        }
+    )
+    sdtypes = {"amount": "numerical", "fees": "numerical", "grade": "categorical"}
+    synth = CartSynthesizer(sdtypes, table="t", seed=1)
+    synth.fit(real)
+    out = synth.sample(n)["t"]
+    for c in ("amount", "fees"):
+        assert abs((out[c] == 0).mean() - (real[c] == 0).mean()) < 0.03, c
+    held = real.value_counts()
+    rare = held[held < COMMON_ROWS].reset_index()[["amount", "fees", "grade"]]
+    assert out.merge(rare, on=["amount", "fees", "grade"]).empty
 
 
 def test_keys_are_unique_across_batches_and_sampling_is_reproducible(fitted) -> None:

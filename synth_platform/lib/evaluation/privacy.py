@@ -71,6 +71,12 @@ _SMALL_WORK = 2_000_000  # below, NumPy instead of the compiled kernel (a parall
 #: hours). Tables the k-d tree search serves (few numeric columns) are never sampled below
 #: ``max_rows``.
 BRUTE_FORCE_BUDGET = 10**12
+COMMON_ROWS = 5
+"""A combination of values held by at least this many training rows is common (k-anonymous
+with k = 5): a synthetic row equal to it singles out no one. ``exact_copies_train`` counts the
+copies of rarer rows, synthpop's "replicated uniques" (``sdc``) with k = 5 instead of 2; a
+zero-inflated table whose (0, 0, grade) rows are two thirds of the real rows must be able to
+produce them. Copies of common combinations are reported (``common_copies_train``)."""
 BASELINE_ROWS = 10_000  # random rows of the baseline protection (an estimate of a median)
 _MIN_SAMPLED = 1_000  # rows the budget never samples a table below
 _BOUNDED_SLICE = 1_024  # query rows per bounded k-d tree call (one bound for all of them)
@@ -84,15 +90,19 @@ class PrivacyReport:
 
     Attributes:
         exact_copies_train: Synthetic rows (all of them, with multiplicity) equal in every
-            listed column to some train row.
-        exact_copies_holdout: The same against the holdout rows.
+            listed column to a train row whose combination of values fewer than
+            ``COMMON_ROWS`` train rows share.
+        exact_copies_holdout: Synthetic rows equal to any holdout row.
+        common_copies_train: Synthetic rows equal to a combination that at least
+            ``COMMON_ROWS`` train rows share (reported, not a disclosure).
         dcr_share: Share of evaluated synthetic rows closer to train than to holdout, a tie
             counting 0.5. About 0.5 for a generator that does not memorise its train rows;
             near 1 for one that copies them.
         dcr_train: Per evaluated synthetic row, the distance to its closest train row.
         dcr_holdout: Per evaluated synthetic row, the distance to its closest holdout row.
         nndr_median: Median over evaluated synthetic rows of the ratio of the distances to the
-            nearest and second-nearest train rows (0 when both are 0).
+            nearest and second-nearest train rows (1 when both are 0: the row is as close to
+            one of them as to the other).
         baseline_protection: SDMetrics' ``DCRBaselineProtection`` score: the median of
             ``dcr_train`` over the median distance to train of uniformly random rows, capped
             at 1; ``None`` when the random rows' median distance is 0 or it was not requested.
@@ -130,6 +140,7 @@ class PrivacyReport:
     n_synthetic: int | None = None
     subsampled: bool = False
     dcr_share_sampling_error: float = 0.0
+    common_copies_train: int | None = None
 
 
 #: A synthetic row this close to a train row (mean per-column distance, numbers scaled by the
@@ -220,7 +231,11 @@ def evaluate_privacy(
     synthetic_hashes, train_hashes, holdout_hashes = _row_hashes(
         [encoded["synthetic"], encoded["train"], encoded["holdout"]]
     )
-    exact_train = int(np.isin(synthetic_hashes, train_hashes).sum())
+    train_unique, train_counts = np.unique(train_hashes, return_counts=True)
+    on_train = np.isin(synthetic_hashes, train_unique)
+    common = np.isin(synthetic_hashes, train_unique[train_counts >= COMMON_ROWS])
+    exact_train = int((on_train & ~common).sum())
+    common_train = int(common.sum())
     exact_holdout = int(np.isin(synthetic_hashes, holdout_hashes).sum())
 
     # Both searches must use one metric: with per-reference ranges, one outlier in a small
@@ -267,7 +282,10 @@ def evaluate_privacy(
 
     if to_train.shape[1] == 2:
         with np.errstate(invalid="ignore", divide="ignore"):
-            ratio = np.where(to_train[:, 1] > 0, to_train[:, 0] / to_train[:, 1], 0.0)
+            # On a combination two training rows share (both distances 0) a row is as close
+            # to one as to the other: ratio 1. If fewer than COMMON_ROWS share it, it is an
+            # exact copy of a rare row and `exact_copies_train` counts it.
+            ratio = np.where(to_train[:, 1] > 0, to_train[:, 0] / to_train[:, 1], 1.0)
         nndr_median = float(np.median(ratio))
     else:
         nndr_median = math.nan
@@ -307,6 +325,7 @@ def evaluate_privacy(
     return PrivacyReport(
         exact_copies_train=exact_train,
         exact_copies_holdout=exact_holdout,
+        common_copies_train=common_train,
         dcr_share=float(closer.mean()),
         dcr_train=dcr_train,
         dcr_holdout=dcr_holdout,

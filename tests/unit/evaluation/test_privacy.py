@@ -169,7 +169,31 @@ def test_ties_count_half():
         categorical=["c"],
     )
     assert ours.dcr_share == 0.5
-    assert ours.exact_copies_train == ours.exact_copies_holdout == 40
+    # 'a' and 'b' are each held by 50 train rows: common, not copies of anyone's row
+    assert ours.exact_copies_train == 0
+    assert ours.common_copies_train == ours.exact_copies_holdout == 40
+    assert ours.nndr_median == 1.0  # as close to one of those rows as to the next
+
+
+def test_copies_of_rare_rows_count_and_copies_of_common_ones_are_reported():
+    """A combination fewer than COMMON_ROWS train rows hold is someone's row: its copies
+    count (synthpop's replicated uniques, k = 5); one held by 5+ rows is reported."""
+    from synth_platform.lib.evaluation.privacy import COMMON_ROWS
+
+    common = [("x", 0.0)] * COMMON_ROWS + [("y", 0.0)] * (COMMON_ROWS + 3)
+    rare = [("r1", 1.5), ("r2", 2.5)] + [("r3", 3.5)] * (COMMON_ROWS - 1)
+    train = pd.DataFrame(common + rare, columns=["c", "v"])
+    holdout = pd.DataFrame([("x", 0.0), ("q", 9.0)] * 5, columns=["c", "v"])
+    synthetic = pd.DataFrame(
+        [("x", 0.0)] * 6 + [("y", 0.0)] * 4 + [("r1", 1.5), ("r3", 3.5), ("n", 7.0)],
+        columns=["c", "v"],
+    )
+    ours = evaluate_privacy(
+        train=train, holdout=holdout, synthetic=synthetic, numeric=["v"], datetime=[],
+        categorical=["c"],
+    )  # fmt: skip
+    assert ours.exact_copies_train == 2  # r1 (unique) and r3 (held by 4 rows)
+    assert ours.common_copies_train == 10
 
 
 def test_references_are_subsampled_to_the_same_seeded_size():
