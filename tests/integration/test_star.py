@@ -141,6 +141,62 @@ def test_synthesized_airports_with_three_hubs_publish_with_their_trends(tmp_path
     assert flights["origin"].value_counts().head(3).sum() == flights["origin"].notna().sum()
 
 
+def test_hma_keeps_reference_keys_as_real_codes(tmp_path, monkeypatch):
+    """`multi_table: hma` on planes -> flights: HMA models the group's own key, and the
+    flights' keys into the reference tables are categorical columns of its metadata; the
+    twin's codes are real ones, and every gate reaches a verdict (HMA's own quality is for the
+    gates to judge, not this test)."""
+    import tests.star as star_module
+
+    models = dict(star_module.MODELS)
+    models["planes"] = models["planes"].replace(
+        "{seed: 3}", "{seed: 3, multi_table: hma, synthesizer: gaussian_copula}"
+    )
+    models["flights"] = (
+        models["flights"]
+        .replace("{seed: 5}", "{seed: 5, synthesizer: gaussian_copula}")
+        .replace(
+            "          - relationships:\n              arguments: {to: ref('planes'), field: "
+            "tailnum}\n              config: {severity: warn}",
+            "          - relationships: {arguments: {to: ref('planes'), field: tailnum}}",
+        )
+    )
+    monkeypatch.setattr(star_module, "MODELS", models)
+    real = generate_star(flights=1_500, airports=60, planes=200, seed=4)
+    flights = real["flights"]
+    real["flights"] = flights[flights.tailnum.isna() | flights.tailnum.isin(real["planes"].tailnum)]
+    project = write_star_project(tmp_path, real)
+    result = (
+        star_definitions(project, tmp_path / "home")
+        .resolve_job_def("synthetic_refresh")
+        .execute_in_process(instance=dg.DagsterInstance.ephemeral(), raise_on_error=False)
+    )
+    crashed = [
+        e.step_key
+        for e in result.all_events
+        if e.event_type_value == "STEP_FAILURE"
+        and "DagsterAssetCheckFailedError" not in e.event_specific_data.error.message
+    ]
+    assert not crashed, crashed
+    private = tmp_path / "home" / "private"
+    strategy = json.loads(next(private.glob("_groups/*/strategy.json")).read_text())
+    assert strategy["strategy"] == "hma"
+    columns = strategy["sdv_metadata"]["tables"]["flights"]["columns"]
+    assert {columns[c]["sdtype"] for c in ("carrier", "origin", "dest")} == {"categorical"}
+    assert strategy["sdv_metadata"]["relationships"] == [
+        {"parent_table_name": "planes", "child_table_name": "flights",
+         "parent_primary_key": "tailnum", "child_foreign_key": "tailnum"}
+    ]  # fmt: skip
+    twin = pd.read_parquet(private / "flights" / "candidate.parquet")
+    assert twin["carrier"].isin(real["carriers"]["carrier"]).all()
+    assert twin["origin"].isin(real["airports"]["faa"]).all()
+    evals = {e.check_name: e for e in result.get_asset_check_evaluations()}
+    integrity = evals["flights_integrity"]
+    assert integrity.passed, integrity.description
+    for fk in ("carrier", "origin", "tailnum"):
+        assert integrity.metadata[f"integrity__{fk}"].value == 1.0
+
+
 @pytest.mark.parametrize("carriers", [16, 5])
 def test_a_tiny_synthesized_lookup_goes_through_every_gate_and_blocks_its_group_by_name(
     tmp_path, monkeypatch, carriers
