@@ -890,12 +890,13 @@ def _utility_unmeasurable(
         return NA.ONE_MODELLED_COLUMN
     if len(synth) == 0:
         return NA.EMPTY_CANDIDATE
-    for frame in (train, holdout):
-        values = frame[target].dropna()
-        if values.empty:
-            return NA.ALL_NULL
-        if values.nunique() < 2:
-            return NA.CONSTANT_TARGET
+    sides = [frame[target].dropna() for frame in (train, holdout)]
+    if any(values.empty for values in sides):
+        return NA.ALL_NULL
+    if pd.concat(sides).nunique() < 2:
+        return NA.CONSTANT_TARGET  # structural: the real table has nothing to predict
+    if any(values.nunique() < 2 for values in sides):
+        return NA.TOO_FEW_ROWS  # constant in one side only (a 1-row holdout): not a structure
     if not synth[target].notna().any():
         return NA.ALL_NULL
     return None

@@ -845,6 +845,11 @@ def _place_counts(
     m, n = len(synthetic_xy), len(real_counts)
     order = rng.permutation(n)
     donors = order[:m] if m <= n else np.concatenate([order, rng.choice(n, m - n)])
+    if real_counts[donors].sum() <= 0 < real_counts.sum():
+        # Fewer synthetic parents than real ones, and the subset missed every parent with
+        # children (3 hubs among 1,000, 50 synthetic parents): one of them, drawn by its
+        # count, takes a slot, or the children would be spread evenly over every parent.
+        donors[0] = rng.choice(n, p=real_counts / real_counts.sum())
     donors = donors[real_counts[donors] > 0]
     donors = donors[np.lexsort((rng.random(len(donors)), -real_counts[donors]))]
     out = np.zeros(m, dtype=float)
@@ -990,8 +995,9 @@ class CardinalityResult:
         method: ``"ks_children_per_parent"`` or ``"share_per_reference_parent"``.
         ks_score: ``1 - KS`` (always computed).
         share_score: Keys into reference tables only (else ``NaN``): ``1 - TVD`` between the
-            real and synthetic shares of children per reference row; the parents are the same
-            rows on both sides, so each must keep its own share, not just the shape.
+            real and synthetic shares of the child rows per reference row, plus one cell for
+            the rows with no parent (null or unresolved key); the parents are the same rows on
+            both sides, so each must keep its own share, not just the shape.
         ks_noise, share_noise: Mean ``1 - score`` of a perfect twin (multinomial draws of the
             real shares, same child count; reference keys only), the floor of each test.
     """
@@ -1020,22 +1026,26 @@ def _share_score(real_counts: np.ndarray, synthetic_counts: np.ndarray) -> float
     return 1.0 - 0.5 * float(np.abs(real_counts / rt - synthetic_counts / st).sum())
 
 
-def _noise_floors(real_counts: np.ndarray, children: int, seed: int) -> tuple[float, float]:
+def _noise_floors(real_cells: np.ndarray, seed: int) -> tuple[float, float]:
     """Mean ``1 - score`` of the KS and the share test for twins drawn from the real shares.
 
-    A perfect twin of a key into few parents still reads a large KS (its resolution is one
-    parent in ``k``: about 0.24 with 12 equally used parents), while the share test's noise
-    grows with parents per child (about 0.1 with 3,000 parents for 50,000 children). The test
-    with the lower floor is the one that can tell a good twin from a bad one on this shape;
-    the floors depend on the real data only, never on the twin scored.
+    ``real_cells``: the real children per reference row, then the real child rows with no
+    parent (a null or unresolved key). Twins are multinomial draws of as many rows as the
+    real child table from those shares. A perfect twin of a key into few parents still reads
+    a large KS (its resolution is one parent in ``k``: about 0.24 with 12 equally used
+    parents), while the share test's noise grows with parents per child (about 0.1 with 3,000
+    parents for 50,000 children). The test with the lower floor is the one that can tell a
+    good twin from a bad one on this shape; the floors depend on the real data only, never on
+    the twin scored.
     """
     rng = np.random.default_rng(seed)
-    p = real_counts / real_counts.sum()
+    total = int(real_cells.sum())
+    p = real_cells / total
     ks, share = [], []
     for _ in range(NOISE_DRAWS):
-        draw = rng.multinomial(children, p).astype(float)
-        ks.append(float(ks_2samp(real_counts, draw).statistic))
-        share.append(1.0 - _share_score(real_counts, draw))
+        draw = rng.multinomial(total, p).astype(float)
+        ks.append(float(ks_2samp(real_cells[:-1], draw[:-1]).statistic))
+        share.append(1.0 - _share_score(real_cells, draw))
     return float(np.mean(ks)), float(np.mean(share))
 
 
@@ -1048,13 +1058,14 @@ def evaluate_cardinality(
 ) -> dict[str, CardinalityResult]:
     """Per relationship (``Relationship.key``): children-per-parent distribution fidelity.
 
-    Matches SDMetrics' ``CardinalityShapeSimilarity.compute_breakdown`` (``sdmetrics.utils.
-    get_cardinality_distribution`` and ``scipy.stats.ks_2samp``); the group mean of the scores
-    is its ``compute``.
+    ``ks_score`` matches SDMetrics' ``CardinalityShapeSimilarity.compute_breakdown``
+    (``sdmetrics.utils.get_cardinality_distribution`` and ``scipy.stats.ks_2samp``), and is
+    the score of every key into a synthesized parent.
 
     A key into a reference table points at the same parent rows in the real data and in the
-    twin, so its children per parent are also compared parent by parent (``1 - TVD`` of the
-    shares). Its gated score is whichever of the two tests has the lower noise floor on the
+    twin, so its children per parent are also compared parent by parent (``1 - TVD`` of each
+    row's share of the child rows, the rows without a parent as one more cell). Its gated
+    score is whichever of the two tests has the lower noise floor on the
     real data (:func:`_noise_floors`, seeded by ``seed``): the share test for a few
     well-used parents (a 12-row lookup, where KS moves in steps of 1/12), KS for many
     sparsely used ones.
@@ -1070,11 +1081,16 @@ def evaluate_cardinality(
         extra: dict[str, Any] = {"ks_score": ks}
         score = ks
         if r.reference and rc.size and rc.sum() > 0:
-            # same parent rows on both sides: align the twin's counts on the real keys
-            shares = children_per_parent(parent_keys, synthetic[r.child][r.child_column])
-            ks_noise, share_noise = _noise_floors(rc, int(shares.sum()) or int(rc.sum()), seed)
+            # Same parent rows on both sides: the twin's counts on the real keys, and a last
+            # cell for the rows with no parent (null or unresolved keys), so that a twin
+            # nulling its keys cannot keep perfect shares among the few it resolves.
+            twin_child = synthetic[r.child][r.child_column]
+            shares = children_per_parent(parent_keys, twin_child)
+            real_cells = np.append(rc, len(real[r.child]) - rc.sum())
+            twin_cells = np.append(shares, len(twin_child) - shares.sum())
+            ks_noise, share_noise = _noise_floors(real_cells, seed)
             extra |= {
-                "share_score": _share_score(rc, shares),
+                "share_score": _share_score(real_cells, twin_cells),
                 "ks_noise": ks_noise,
                 "share_noise": share_noise,
             }

@@ -351,7 +351,8 @@ def _score_table(fidelity: FidelityReport, privacy: PrivacyReport | None) -> str
         rows += [
             ("DCR share (closer to train than holdout)", _fmt(privacy.dcr_share)),
             ("NNDR median", _fmt(privacy.nndr_median)),
-            ("exact copies of train rows", _fmt(privacy.exact_copies_train)),
+            ("exact copies of rare train rows (< 5 share them)", _fmt(privacy.exact_copies_train)),
+            ("copies of common combinations (5+ train rows)", _fmt(privacy.common_copies_train)),
             ("exact copies of holdout rows", _fmt(privacy.exact_copies_holdout)),
             ("baseline protection", _fmt(privacy.baseline_protection)),
         ]
@@ -754,7 +755,8 @@ def _privacy_section(privacy: PrivacyReport | None, figures: _Figures) -> str:
     facts = [
         ("DCR share (closer to train than holdout; ~0.5 expected)", _fmt(privacy.dcr_share)),
         ("NNDR median", _fmt(privacy.nndr_median)),
-        ("exact copies of train rows", _fmt(privacy.exact_copies_train)),
+        ("exact copies of rare train rows (< 5 share them)", _fmt(privacy.exact_copies_train)),
+        ("copies of common combinations (5+ train rows)", _fmt(privacy.common_copies_train)),
         ("exact copies of holdout rows", _fmt(privacy.exact_copies_holdout)),
         ("baseline protection", _fmt(privacy.baseline_protection)),
         ("median DCR to train / holdout", f"{_median(train)} / {_median(holdout)}"),

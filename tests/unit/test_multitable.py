@@ -762,6 +762,13 @@ def test_keys_into_a_small_reference_table_are_scored_per_parent() -> None:
     swapped = {"lookup": lookup, "visits": visits(3000, shares[::-1], lookup["code"], 2)}
     bad = evaluate_cardinality(group=group, real=real, synthetic=swapped)[rel.key]
     assert bad.score < 0.85 and bad.method == "share_per_reference_parent"
+    # The same shares among the keys it resolves, but half its keys null: the rows without a
+    # parent are a cell of their own, and the twin fails.
+    nulled = visits(3000, shares, lookup["code"], 3)
+    nulled.loc[::2, "code"] = None
+    half = evaluate_cardinality(group=group, real=real, synthetic={"lookup": lookup,
+                                                                    "visits": nulled})[rel.key]  # fmt: skip
+    assert half.method == "share_per_reference_parent" and half.score < 0.6
 
     # 2,000 lookup rows for 3,000 children: per-row shares are noise, KS is the sharper test.
     big = pd.DataFrame({"code": np.arange(2000)})
@@ -844,3 +851,13 @@ def test_counts_are_placed_on_the_synthetic_parents_most_like_their_real_ones() 
     more = _place_counts(counts, real_xy, rng.uniform(0, 1, (900, 2)), np.random.default_rng(0))
     assert len(more) == 900 and more.sum() >= counts.sum()
     assert {5000.0, 3000.0, 1000.0} <= set(more)
+    # Fewer synthetic parents than real ones, children held by 3 of 1,000: a hub still gets
+    # a place (a random subset of 5 would miss all three almost always).
+    hubs = np.zeros(1000)
+    hubs[[1, 2, 3]] = [600, 300, 100]
+    for seed in range(5):
+        few = _place_counts(
+            hubs, rng.uniform(0, 1, (1000, 2)), rng.uniform(0, 1, (5, 2)),
+            np.random.default_rng(seed),
+        )  # fmt: skip
+        assert few.sum() > 0 and (few > 0).sum() <= 3

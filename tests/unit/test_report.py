@@ -131,7 +131,9 @@ def test_context_and_scores_are_shown(tables):
     html = _render(*tables, context={"mlflow_run_id": "abc123", "synthesizer": "GaussianCopula"})
     assert "<dt>mlflow_run_id</dt><dd>abc123</dd>" in html
     assert "<dt>synthesizer</dt><dd>GaussianCopula</dd>" in html
-    assert "DCR share" in html and "NNDR median" in html and "exact copies of train rows" in html
+    assert (
+        "DCR share" in html and "NNDR median" in html and "exact copies of rare train rows" in html
+    )
 
 
 def test_hostile_names_are_escaped(tables):

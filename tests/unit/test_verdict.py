@@ -400,6 +400,10 @@ def test_utility_without_target_is_structural_and_with_a_constant_target_too():
     model = _model(target="flag", thresholds=Thresholds(utility=0.5))
     metrics, verdict = _fidelity(real, synth, meta, model)
     assert metrics["utility"] == NotApplicable(NA.CONSTANT_TARGET) and verdict.passed
+    # Constant in the holdout only (the last 20% of rows here): too few rows, and it fails.
+    real["flag"] = ["n"] * 10 + ["y"] * (len(real) - 10)
+    metrics, verdict = _fidelity(real, synth, meta, model)
+    assert metrics["utility"] == NotApplicable(NA.TOO_FEW_ROWS) and not verdict.passed
 
 
 def test_a_utility_baseline_that_is_not_positive_fails_a_utility_bound():

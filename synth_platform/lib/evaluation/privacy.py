@@ -101,8 +101,8 @@ class PrivacyReport:
         dcr_train: Per evaluated synthetic row, the distance to its closest train row.
         dcr_holdout: Per evaluated synthetic row, the distance to its closest holdout row.
         nndr_median: Median over evaluated synthetic rows of the ratio of the distances to the
-            nearest and second-nearest train rows (1 when both are 0: the row is as close to
-            one of them as to the other).
+            nearest and second-nearest train rows (when both are 0: 1 on a combination that
+            ``COMMON_ROWS`` or more train rows share, else 0).
         baseline_protection: SDMetrics' ``DCRBaselineProtection`` score: the median of
             ``dcr_train`` over the median distance to train of uniformly random rows, capped
             at 1; ``None`` when the random rows' median distance is 0 or it was not requested.
@@ -260,7 +260,8 @@ def evaluate_privacy(
             max(min(n, _MIN_SAMPLED), int(n * factor))
             for n in (n_query, n_reference, n_near, n_holdout_query)
         )
-    synthetic_rows = encoded["synthetic"].rows.take(_subsample(len(synthetic), n_query, rng))
+    evaluated = _subsample(len(synthetic), n_query, rng)
+    synthetic_rows = encoded["synthetic"].rows.take(evaluated)
     train_rows = encoded["train"].rows.take(_subsample(len(train), n_reference, rng))
     holdout_rows = encoded["holdout"].rows.take(_subsample(len(holdout), n_reference, rng))
     # Near copies (see PrivacyReport) search every train row: their own seed stream, so the
@@ -282,10 +283,11 @@ def evaluate_privacy(
 
     if to_train.shape[1] == 2:
         with np.errstate(invalid="ignore", divide="ignore"):
-            # On a combination two training rows share (both distances 0) a row is as close
-            # to one as to the other: ratio 1. If fewer than COMMON_ROWS share it, it is an
-            # exact copy of a rare row and `exact_copies_train` counts it.
-            ratio = np.where(to_train[:, 1] > 0, to_train[:, 0] / to_train[:, 1], 1.0)
+            # On a combination COMMON_ROWS or more training rows share (both distances 0) a
+            # row is as close to one of them as to the next: ratio 1. On a rarer one it is a
+            # copy: ratio 0 (and `exact_copies_train` counts it).
+            tied = np.where(common[evaluated], 1.0, 0.0)
+            ratio = np.where(to_train[:, 1] > 0, to_train[:, 0] / to_train[:, 1], tied)
         nndr_median = float(np.median(ratio))
     else:
         nndr_median = math.nan

@@ -194,6 +194,13 @@ def test_copies_of_rare_rows_count_and_copies_of_common_ones_are_reported():
     )  # fmt: skip
     assert ours.exact_copies_train == 2  # r1 (unique) and r3 (held by 4 rows)
     assert ours.common_copies_train == 10
+    # Copies of a rare combination that two train rows share (both distances 0): NNDR 0.
+    twin = pd.DataFrame([("r3", 3.5)] * 30, columns=["c", "v"])
+    copied = evaluate_privacy(
+        train=train, holdout=holdout, synthetic=twin, numeric=["v"], datetime=[],
+        categorical=["c"],
+    )  # fmt: skip
+    assert copied.nndr_median == 0.0 and copied.exact_copies_train == 30
 
 
 def test_references_are_subsampled_to_the_same_seeded_size():
