@@ -19,12 +19,36 @@ from tests.star import generate_star, star_definitions, write_star_project
 def star(tmp_path_factory):
     root = tmp_path_factory.mktemp("star")
     real = generate_star(flights=6_000, airports=150, planes=1_500, seed=11)
-    project = write_star_project(root, real)
-    defs = star_definitions(project, root / "home")
-    result = defs.resolve_job_def("synthetic_refresh").execute_in_process(
-        instance=dg.DagsterInstance.ephemeral(), raise_on_error=False
-    )
+    result = _refresh(root, real)
     return {"root": root, "real": real, "result": result, "public": root / "home" / "public"}
+
+
+def _refresh(root, real: dict[str, pd.DataFrame]):
+    """The star project over ``real`` written into ``root``, and one run of its refresh job."""
+    project = write_star_project(root, real)
+    return (
+        star_definitions(project, root / "home")
+        .resolve_job_def("synthetic_refresh")
+        .execute_in_process(instance=dg.DagsterInstance.ephemeral(), raise_on_error=False)
+    )
+
+
+def _gate_checks(result) -> dict:
+    """The platform's check evaluations by name (not dbt's own tests: two warn, as planted)."""
+    ours = ("_fidelity", "_privacy", "_validity", "_integrity", "_cardinality", "_cross_table")
+    return {
+        e.check_name: e for e in result.get_asset_check_evaluations() if e.check_name.endswith(ours)
+    }
+
+
+def _crashed_steps(result) -> list[str]:
+    """Steps that failed otherwise than by a blocking check (a crash)."""
+    return [
+        e.step_key
+        for e in result.all_events
+        if e.event_type_value == "STEP_FAILURE"
+        and "DagsterAssetCheckFailedError" not in e.event_specific_data.error.message
+    ]
 
 
 def _published(public, table: str) -> pd.DataFrame:
@@ -34,12 +58,7 @@ def _published(public, table: str) -> pd.DataFrame:
 
 def test_star_schema_publishes_with_every_gate_passing(star):
     result = star["result"]
-    ours = ("_fidelity", "_privacy", "_validity", "_integrity", "_cardinality", "_cross_table")
-    evals = {
-        e.check_name: e
-        for e in result.get_asset_check_evaluations()
-        if e.check_name.endswith(ours)  # not dbt's own tests (two warn, as planted)
-    }
+    evals = _gate_checks(result)
     failed = {k: e.metadata["failures"].value for k, e in evals.items() if not e.passed}
     assert result.success and not failed, failed
     for kind in ("integrity", "cardinality", "cross_table"):
@@ -119,16 +138,8 @@ def test_synthesized_airports_with_three_hubs_publish_with_their_trends(tmp_path
     )
     monkeypatch.setattr(star_module, "MODELS", models)
     real = generate_star(flights=6_000, airports=300, planes=800, seed=11)
-    project = write_star_project(tmp_path, real)
-    result = (
-        star_definitions(project, tmp_path / "home")
-        .resolve_job_def("synthetic_refresh")
-        .execute_in_process(instance=dg.DagsterInstance.ephemeral(), raise_on_error=False)
-    )
-    ours = ("_fidelity", "_privacy", "_validity", "_integrity", "_cardinality", "_cross_table")
-    evals = {
-        e.check_name: e for e in result.get_asset_check_evaluations() if e.check_name.endswith(ours)
-    }
+    result = _refresh(tmp_path, real)
+    evals = _gate_checks(result)
     failed = {n: e.description for n, e in evals.items() if not e.passed}
     assert result.success and not failed, failed
     trends = evals["flights_cross_table"].metadata
@@ -165,18 +176,8 @@ def test_hma_keeps_reference_keys_as_real_codes(tmp_path, monkeypatch):
     real = generate_star(flights=1_500, airports=60, planes=200, seed=4)
     flights = real["flights"]
     real["flights"] = flights[flights.tailnum.isna() | flights.tailnum.isin(real["planes"].tailnum)]
-    project = write_star_project(tmp_path, real)
-    result = (
-        star_definitions(project, tmp_path / "home")
-        .resolve_job_def("synthetic_refresh")
-        .execute_in_process(instance=dg.DagsterInstance.ephemeral(), raise_on_error=False)
-    )
-    crashed = [
-        e.step_key
-        for e in result.all_events
-        if e.event_type_value == "STEP_FAILURE"
-        and "DagsterAssetCheckFailedError" not in e.event_specific_data.error.message
-    ]
+    result = _refresh(tmp_path, real)
+    crashed = _crashed_steps(result)
     assert not crashed, crashed
     private = tmp_path / "home" / "private"
     strategy = json.loads(next(private.glob("_groups/*/strategy.json")).read_text())
@@ -215,18 +216,8 @@ def test_a_tiny_synthesized_lookup_goes_through_every_gate_and_blocks_its_group_
         {"carrier": kept, "alliance": (["A", "B", "C", "D"] * 4)[:carriers]}
     )
     real["flights"] = real["flights"][real["flights"]["carrier"].isin(kept)]
-    project = write_star_project(tmp_path, real)
-    result = (
-        star_definitions(project, tmp_path / "home")
-        .resolve_job_def("synthetic_refresh")
-        .execute_in_process(instance=dg.DagsterInstance.ephemeral(), raise_on_error=False)
-    )
-    crashed = [
-        e.step_key
-        for e in result.all_events
-        if e.event_type_value == "STEP_FAILURE"
-        and "DagsterAssetCheckFailedError" not in e.event_specific_data.error.message
-    ]
+    result = _refresh(tmp_path, real)
+    crashed = _crashed_steps(result)
     assert not crashed, crashed
     evals = {e.check_name: e for e in result.get_asset_check_evaluations()}
     for kind in ("fidelity", "privacy", "validity"):
