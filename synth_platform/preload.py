@@ -59,13 +59,3 @@ for _name in MODULES:
     # by the step that needs it, as without this module.
     with contextlib.suppress(ImportError):
         importlib.import_module(_name)
-
-# MLflow checks a logged model's pip requirements against the installed packages, and maps
-# every installed distribution to its modules first: 1.2 s the first time in each process
-# (measured: 1.27 s of a 4.3 s group fit of three tables). Build that map here, once, by
-# reading the packages' metadata files (none is left open). A private MLflow function: an
-# MLflow without it only loses this shortcut.
-with contextlib.suppress(Exception):
-    from mlflow.utils.requirements_utils import _init_packages_to_modules_map
-
-    _init_packages_to_modules_map()

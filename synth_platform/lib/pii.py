@@ -10,7 +10,7 @@ depends on the current date: the same seed gives the same values on any day.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import date
 from functools import cached_property
@@ -19,7 +19,8 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-from faker import Faker
+
+from synth_platform.lib.fake_text import VectorFaker
 
 _MAX_RETRIES = 20
 #: Birth dates drawn when nothing bounds them (a text column, or no real value): a fixed
@@ -136,33 +137,34 @@ def pii_domain(real: pd.Series, arrow_type: pa.DataType | None = None) -> PiiDom
     return PiiDomain(kind="text", forbidden=frozenset(values.astype(str)))
 
 
-def _generator(fake: Faker, provider: str, rng: np.random.Generator) -> Callable[[], object]:
+def _text_values(faker: VectorFaker, provider: str, n: int) -> np.ndarray:
+    """``n`` values of a text PII provider (dates of birth from a fixed window instead of
+    Faker's, which depends on today's date)."""
     if provider == "date_of_birth":
         low, high = ((d - date(1970, 1, 1)).days for d in BIRTH_DATES)
-        return lambda: (_EPOCH + np.timedelta64(int(rng.integers(low, high + 1)), "D")).item()
+        days = faker.rng.integers(low, high + 1, size=n).astype("timedelta64[D]")
+        return (_EPOCH + days).astype(object)
+    values = faker.draw(provider, n)
     if provider == "address":
-        return lambda: fake.address().replace("\n", ", ")
-    return getattr(fake, provider)
+        return np.array([v.replace("\n", ", ") for v in values], dtype=object)
+    return values
 
 
 def _fake_text(
     provider: str, n: int, seed: int, forbidden: Collection[str], locale: str
 ) -> list[object]:
-    fake = Faker(locale)
-    fake.seed_instance(seed)
-    gen = _generator(fake, provider, np.random.default_rng([seed, 7]))
-    values = [gen() for _ in range(n)]
+    faker = VectorFaker(locale, seed)
+    values = _text_values(faker, provider, n)
     if forbidden:
-        for i, v in enumerate(values):
-            tries = 0
-            while str(v) in forbidden and tries < _MAX_RETRIES:
-                v = gen()
-                tries += 1
-            if str(v) in forbidden:
-                # Vanishingly rare: make it unmistakably synthetic rather than loop forever.
-                v = f"{v} (synthetic {seed}-{i})"
-            values[i] = v
-    return values
+        for _ in range(_MAX_RETRIES):
+            bad = np.flatnonzero([str(v) in forbidden for v in values])
+            if not len(bad):
+                break
+            values[bad] = _text_values(faker, provider, len(bad))
+        for i in np.flatnonzero([str(v) in forbidden for v in values]):
+            # Vanishingly rare: make it unmistakably synthetic rather than loop forever.
+            values[i] = f"{values[i]} (synthetic {seed}-{i})"
+    return values.tolist()
 
 
 def _free_values(
