@@ -6,15 +6,20 @@ One refresh of the example's `customers` twin runs on Dagster's multiprocess exe
 needs a persistent instance (this one): every step runs in its own process, reports to Postgres
 and logs to the tracking server. The README's Kubernetes configuration is read from the README
 itself, so the docs cannot rot: its `dagster.yaml` block is the instance of that run, and its
-run-config block is validated against dagster-k8s's config schema (no cluster is available).
+run-config block is validated against dagster-k8s's config schema and then run by dagster-k8s's
+own executor, whose Jobs a stand-in for the cluster (`Kubelet`) runs as local processes (no
+cluster is available).
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import os
 import re
+import subprocess
 import textwrap
+import time
 from pathlib import Path
 
 import dagster as dg
@@ -32,6 +37,16 @@ from tests.servers import mlflow_server, postgres_cluster
 REPO = Path(__file__).resolve().parents[2]
 TABLE = "customers"  # one twin keeps the module fast; the whole demo is test_lifecycle's
 SCALE = 0.5  # 500 customers: enough rows for a steady DCR share (README, "Small tables")
+
+
+KUBECONFIG = """\
+apiVersion: v1
+kind: Config
+clusters: [{name: none, cluster: {server: "https://127.0.0.1:9"}}]
+users: [{name: none, user: {token: none}}]
+contexts: [{name: none, context: {cluster: none, user: none}}]
+current-context: none
+"""
 
 
 def k8s_blocks() -> tuple[dict, dict]:
@@ -76,7 +91,15 @@ def servers(tmp_path_factory):
             env.setenv(f"DAGSTER_PG_{name}", value)
         dagster_home = root / "dagster_home"
         dagster_home.mkdir()
-        (dagster_home / "dagster.yaml").write_text(yaml.safe_dump(k8s_blocks()[0]))
+        instance_config = k8s_blocks()[0]
+        # Outside a cluster the run launcher reads a kubeconfig (one pointing nowhere: nothing
+        # here calls the API through it) instead of a pod's service account.
+        kubeconfig = root / "kubeconfig"
+        kubeconfig.write_text(KUBECONFIG)
+        instance_config["run_launcher"]["config"].update(
+            load_incluster_config=False, kubeconfig_file=str(kubeconfig)
+        )
+        (dagster_home / "dagster.yaml").write_text(yaml.safe_dump(instance_config))
         instance = stack.enter_context(dg.DagsterInstance.from_config(str(dagster_home)))
         yield {"pg": pg, "tracking_uri": tracking_uri, "instance": instance, "root": root}
 
@@ -185,3 +208,127 @@ def test_the_readme_k8s_run_config_is_valid_for_dagster_k8s(tmp_path):
     typo = {"execution": {"config": {**config, "max_concurent": 2}}}
     with pytest.raises(dg.DagsterInvalidConfigError, match="max_concurent"):
         dg.validate_run_config(job, typo)
+
+
+# ------------------------------------------------------------------ the k8s executor, podless
+
+
+def refresh_job_in_pods() -> dg.JobDefinition:
+    """The example's refresh of one twin on dagster-k8s's executor. As in a pod, the home and
+    the tracking server come from the environment (the README's `env_vars`)."""
+    defs = example_definitions(
+        home=os.environ["SYNTH_HOME"],
+        mlflow_tracking_uri=os.environ["MLFLOW_TRACKING_URI"],
+        select=[TABLE],
+    )
+    return defs.resolve_job_def(REFRESH_JOB).with_executor_def(k8s_job_executor)
+
+
+class Kubelet:
+    """Kubernetes' batch API as the k8s executor calls it, with every Job run as a local process
+    instead of a pod: its container's `args`, its `env` and the Secrets of its `envFrom`, its
+    volumes mounted by rewriting the mount path in the environment to the claim's directory.
+    The image is this environment (this Python, this project on `PYTHONPATH`)."""
+
+    def __init__(self, *, secrets: dict[str, dict[str, str]], claims: dict[str, Path]) -> None:
+        self.secrets, self.claims = secrets, claims
+        self.jobs: dict[str, tuple[subprocess.Popen, object, dict[str, str]]] = {}
+
+    def create_namespaced_job(self, body, namespace, **_):  # noqa: ANN001, ANN201
+        pod = body.spec.template.spec
+        [container] = pod.containers
+        # The image: this Python and this project (the job's module, `tests.integration...`).
+        env = {k: os.environ[k] for k in ("PATH", "HOME") if k in os.environ}
+        env["PYTHONPATH"] = str(REPO)
+        env.update(GX_ANALYTICS_ENABLED="false", DO_NOT_TRACK="1", MLFLOW_ENABLE_TELEMETRY="false")
+        for source in container.env_from or []:
+            env.update(self.secrets[source.secret_ref.name])
+        env.update({e.name: e.value for e in container.env or []})
+        volumes = {v.name: v.persistent_volume_claim.claim_name for v in pod.volumes or []}
+        for mount in container.volume_mounts or []:
+            host = str(self.claims[volumes[mount.name]])
+            env = {
+                k: host + v[len(mount.mount_path) :]
+                if v == mount.mount_path or v.startswith(mount.mount_path + "/")
+                else v
+                for k, v in env.items()
+            }
+        proc = subprocess.Popen([*(container.command or []), *container.args], env=env, cwd=REPO)
+        self.jobs[body.metadata.name] = (proc, body, env)
+
+    def read_namespaced_job_status(self, name, namespace, **_):  # noqa: ANN001, ANN201
+        from kubernetes.client import V1Job, V1JobStatus
+
+        if name not in self.jobs:
+            return V1Job(status=None)
+        code = self.jobs[name][0].poll()
+        return V1Job(
+            status=V1JobStatus(
+                active=1 if code is None else None,
+                succeeded=1 if code == 0 else None,
+                failed=1 if code not in (None, 0) else None,
+            )
+        )
+
+    def delete_namespaced_job(self, name, namespace, **_):  # noqa: ANN001, ANN201
+        self.jobs[name][0].kill()
+
+
+def test_the_readme_k8s_executor_runs_every_step_as_a_kubernetes_job(
+    servers, tmp_path, monkeypatch
+):
+    """dagster-k8s's own executor and step handler, with the README's run config, build a Job
+    per step; each Job's container command and environment, run as a process, executes its
+    step against the README's Postgres instance, the MLflow server and the shared volume.
+    What only a cluster adds (scheduling, the image, a ReadWriteMany volume) is not tested."""
+    from dagster_k8s.client import DagsterKubernetesClient
+
+    _, run_config = k8s_blocks()
+    config = run_config["execution"]["config"]
+    volume = tmp_path / "synth-home"  # the PersistentVolumeClaim's directory
+    secret = {k: v for k, v in os.environ.items() if k.startswith("DAGSTER_PG_")}
+    kubelet = Kubelet(secrets={"dagster-postgres": secret}, claims={"synth-home": volume})
+    monkeypatch.setattr(
+        DagsterKubernetesClient, "production_client",
+        staticmethod(lambda **_: DagsterKubernetesClient(
+            batch_api=kubelet, core_api=kubelet, logger=lambda *a: None, sleeper=time.sleep,
+            timer=time.time,
+        )),
+    )  # fmt: skip
+    # The run worker sees the volume and the tracking server as the pods do; the server's
+    # in-cluster address becomes this test's server.
+    monkeypatch.setenv("SYNTH_HOME", str(volume))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", servers["tracking_uri"])
+    env_vars = [
+        f"MLFLOW_TRACKING_URI={servers['tracking_uri']}" if v.startswith("MLFLOW_") else v
+        for v in config["env_vars"]
+    ]
+    run_config = {
+        "ops": {"demo_bank_source": {"config": {"scale": SCALE, "seed": 7}}},
+        "execution": {"config": {**config, "env_vars": env_vars}},
+    }
+    job = dg.build_reconstructable_job(__name__, refresh_job_in_pods.__name__)
+    with dg.execute_job(job, instance=servers["instance"], run_config=run_config) as result:
+        assert result.success
+        steps = {e.step_key for e in result.get_step_success_events()}
+    # One Job per step, from the README's image, with its resources and the Postgres Secret.
+    assert set(kubelet.jobs) and len(kubelet.jobs) == len(steps) >= 7
+    for proc, body, env in kubelet.jobs.values():
+        [container] = body.spec.template.spec.containers
+        assert container.image == config["job_image"]
+        assert container.resources.requests == config["resources"]["requests"]
+        assert env["SYNTH_HOME"] == str(volume) and env["DAGSTER_PG_HOST"] == "127.0.0.1"
+        assert proc.wait(timeout=60) == 0  # the last may still be exiting
+    step_pids = {
+        e.dagster_event.pid
+        for e in servers["instance"].all_logs(
+            result.run_id, of_type=dg.DagsterEventType.STEP_SUCCESS
+        )
+    }
+    assert len(step_pids) == len(steps)  # each step in a process of its own
+    assert latest_version(SynthHome(volume).public_dir, TABLE) == "v000001"
+    experiment = MlflowClient(servers["tracking_uri"]).get_experiment_by_name(
+        f"synth_platform/{TABLE}"
+    )
+    runs = MlflowClient(servers["tracking_uri"]).search_runs([experiment.experiment_id])
+    assert result.run_id in {r.data.tags.get("dagster.run_id") for r in runs}
