@@ -269,7 +269,7 @@ def _cpu_busy_seconds() -> float:
     """Seconds of CPU the whole machine has spent busy since boot (all cores; /proc/stat)."""
     fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
     idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
-    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+    return (sum(fields[:7]) - idle) / os.sysconf("SC_CLK_TCK")  # not steal (field 8)
 
 
 def _executors(quick: bool) -> str:
@@ -307,9 +307,7 @@ def _executors(quick: bool) -> str:
         "foreign key) refreshed by one job, as a process of its own (`CPU`: the machine's busy "
         "seconds over that process's life, from /proc/stat, so the forkserver's step processes "
         "count too and so would any other load; `cores busy`: CPU over wall time, 2 at most "
-        "here). The in-process executor "
-        "already keeps more than one core busy (the privacy search's threads, NumPy, "
-        "Arrow), so the multiprocess executor can gain at most 2 / that. `multiprocess` with "
+        "here). `multiprocess` with "
         "`max_concurrent: 2` and a "
         "forkserver that preloads `synth_platform.preload` (the libraries the steps use) and "
         "the job's module. Each step process still opens the Dagster instance and builds the "

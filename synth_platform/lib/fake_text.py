@@ -85,7 +85,7 @@ class VectorFaker:
         self.fake = Faker(locale)
         self.fake.seed_instance(seed)
         self.rng = np.random.default_rng([seed, 11])
-        self._elements: dict[int, tuple[np.ndarray, np.ndarray | None]] = {}
+        self._elements: dict[int, tuple[object, np.ndarray, np.ndarray | None]] = {}
 
     def draw(self, method: str, n: int) -> np.ndarray:
         """``n`` values of ``fake.<method>()`` as an object array of str (or of the method's
@@ -124,15 +124,15 @@ class VectorFaker:
         """``random_element(elements)`` n times: weighted for a dict (Faker's default
         `use_weighting`), uniform for a sequence."""
         cached = self._elements.get(id(elements))
-        if cached is None:
+        if cached is None or cached[0] is not elements:  # (an id is only unique while alive)
             if isinstance(elements, Mapping):
                 values = np.array(list(elements.keys()), dtype=object)
                 weights = np.asarray(list(elements.values()), dtype=np.float64)
                 cumulative = np.cumsum(weights) / weights.sum()
             else:
                 values, cumulative = np.array(list(elements), dtype=object), None
-            cached = self._elements[id(elements)] = (values, cumulative)
-        values, cumulative = cached
+            cached = self._elements[id(elements)] = (elements, values, cumulative)
+        _, values, cumulative = cached
         if cumulative is None:
             return values[self.rng.integers(0, len(values), size=n)]
         at = np.searchsorted(cumulative, self.rng.random(n), side="right")
@@ -198,7 +198,8 @@ class VectorFaker:
 
     def _per_value(self, bound: Callable[[], Any], n: int) -> np.ndarray:
         out = np.empty(n, dtype=object)
-        out[:] = [bound() for _ in range(n)]
+        for i in range(n):  # one by one: a provider may return tuples (`latlng`)
+            out[i] = bound()
         return out
 
 

@@ -156,12 +156,13 @@ def _fake_text(
     faker = VectorFaker(locale, seed)
     values = _text_values(faker, provider, n)
     if forbidden:
+        bad = np.flatnonzero([str(v) in forbidden for v in values])
         for _ in range(_MAX_RETRIES):
-            bad = np.flatnonzero([str(v) in forbidden for v in values])
             if not len(bad):
                 break
             values[bad] = _text_values(faker, provider, len(bad))
-        for i in np.flatnonzero([str(v) in forbidden for v in values]):
+            bad = bad[[str(v) in forbidden for v in values[bad]]]  # only the redrawn can be
+        for i in bad:
             # Vanishingly rare: make it unmistakably synthetic rather than loop forever.
             values[i] = f"{values[i]} (synthetic {seed}-{i})"
     return values.tolist()

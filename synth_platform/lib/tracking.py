@@ -8,6 +8,7 @@ import json
 import os
 import re
 import tempfile
+import threading
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -174,6 +175,9 @@ def log_training(
     )
 
 
+_PACKAGE_MAP_LOCK = threading.Lock()
+
+
 @contextlib.contextmanager
 def _requirements_checked_by_version(pip_requirements: list[str]) -> Iterator[None]:
     """Let MLflow check the model's pinned requirements without scanning the environment.
@@ -186,21 +190,25 @@ def _requirements_checked_by_version(pip_requirements: list[str]) -> Iterator[No
     logged, a process that has not built the map gets one of just our requirements (each
     distribution mapped to itself), and then none again, so that other MLflow code in the
     process still builds the full one. A private MLflow variable: an MLflow without it is left
-    alone (and scans, as before)."""
+    alone (and scans, as before). The map is process-wide: a lock keeps two of our threads from
+    swapping it at once; another library's thread logging a model *without* pinned requirements
+    in that window would infer them from our short map (synth_platform starts no such thread)."""
     try:
         from mlflow.utils import requirements_utils as ru
     except ImportError:  # pragma: no cover - an MLflow that moved it
         yield
         return
-    if getattr(ru, "_MODULES_TO_PACKAGES", False) is not None:
-        yield  # built already (e.g. by synth_platform.preload), or not MLflow's to build
-        return
-    names = [re.split(r"[<>=!~;\[ ]", r, maxsplit=1)[0] for r in pip_requirements]
-    ru._MODULES_TO_PACKAGES = {n: [n] for n in names if n}
-    try:
-        yield
-    finally:
-        ru._MODULES_TO_PACKAGES = None
+    with _PACKAGE_MAP_LOCK:
+        if getattr(ru, "_MODULES_TO_PACKAGES", False) is not None:
+            yield  # built already in this process, or not MLflow's to build
+            return
+        names = [re.split(r"[<>=!~;\[ ]", r, maxsplit=1)[0] for r in pip_requirements]
+        before = getattr(ru, "_PACKAGES_TO_MODULES", None)
+        ru._MODULES_TO_PACKAGES = {n: [n] for n in names if n}
+        try:
+            yield
+        finally:
+            ru._MODULES_TO_PACKAGES, ru._PACKAGES_TO_MODULES = None, before
 
 
 @contextlib.contextmanager

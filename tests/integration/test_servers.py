@@ -233,6 +233,7 @@ class Kubelet:
     def __init__(self, *, secrets: dict[str, dict[str, str]], claims: dict[str, Path]) -> None:
         self.secrets, self.claims = secrets, claims
         self.jobs: dict[str, tuple[subprocess.Popen, object, dict[str, str]]] = {}
+        self.deadline = time.monotonic() + 600
 
     def create_namespaced_job(self, body, namespace, **_):  # noqa: ANN001, ANN201
         pod = body.spec.template.spec
@@ -261,7 +262,11 @@ class Kubelet:
 
         if name not in self.jobs:
             return V1Job(status=None)
-        code = self.jobs[name][0].poll()
+        proc = self.jobs[name][0]
+        code = proc.poll()
+        if code is None and time.monotonic() > self.deadline:  # a hung step fails, not the suite
+            proc.kill()
+            code = proc.wait()
         return V1Job(
             status=V1JobStatus(
                 active=1 if code is None else None,
@@ -273,9 +278,21 @@ class Kubelet:
     def delete_namespaced_job(self, name, namespace, **_):  # noqa: ANN001, ANN201
         self.jobs[name][0].kill()
 
+    def list_namespaced_pod(self, namespace, **_):  # noqa: ANN001, ANN201
+        from kubernetes.client import V1PodList
+
+        return V1PodList(items=[])  # (dagster-k8s lists a Job's pods before deleting it)
+
+    def stop(self) -> None:
+        """Kill every process still running (a failed or interrupted test)."""
+        for proc, _, _ in self.jobs.values():
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
 
 def test_the_readme_k8s_executor_runs_every_step_as_a_kubernetes_job(
-    servers, tmp_path, monkeypatch
+    servers, tmp_path, monkeypatch, request
 ):
     """dagster-k8s's own executor and step handler, with the README's run config, build a Job
     per step; each Job's container command and environment, run as a process, executes its
@@ -288,6 +305,7 @@ def test_the_readme_k8s_executor_runs_every_step_as_a_kubernetes_job(
     volume = tmp_path / "synth-home"  # the PersistentVolumeClaim's directory
     secret = {k: v for k, v in os.environ.items() if k.startswith("DAGSTER_PG_")}
     kubelet = Kubelet(secrets={"dagster-postgres": secret}, claims={"synth-home": volume})
+    request.addfinalizer(kubelet.stop)
     monkeypatch.setattr(
         DagsterKubernetesClient, "production_client",
         staticmethod(lambda **_: DagsterKubernetesClient(

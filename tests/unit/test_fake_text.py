@@ -3,6 +3,7 @@
 import re
 from collections import Counter
 
+import numpy as np
 import pytest
 from faker import Faker
 from faker.providers import BaseProvider
@@ -94,3 +95,42 @@ def test_a_method_a_locale_or_user_overrides_is_called_through_faker():
     assert set(faker.draw("name", 50)) == {"Custom Name"}
     # en_US's own ssn logic is not one the vectoriser knows: Faker draws it, per value.
     assert all(re.fullmatch(r"\d{3}-\d{2}-\d{4}", v) for v in faker.draw("ssn", 200))
+
+
+def test_common_providers_take_the_vectorised_path(monkeypatch):
+    # Were the identity lookup to miss (a Faker release wrapping its methods), every value would
+    # silently go through Faker one call at a time again (~20 s for the 1M example's customers).
+    called = []
+    original = VectorFaker._per_value
+
+    def per_value(self, bound, n):
+        called.append(bound.__name__)
+        return original(self, bound, n)
+
+    monkeypatch.setattr(VectorFaker, "_per_value", per_value)
+    faker = VectorFaker("en_US", seed=1)
+    for provider in ("name", "email", "safe_email", "user_name", "phone_number", "street_address",
+                     "city", "company", "first_name", "last_name"):  # fmt: skip
+        faker.draw(provider, 100)
+    assert called == []
+    faker.draw("address", 100)  # its state, postcode and military tokens: en_US's own methods
+    assert set(called) <= {"state_abbr", "postcode", "military_apo", "military_dpo",
+                           "military_ship", "military_state"} and "postcode" in called  # fmt: skip
+
+
+def test_digit_placeholders_follow_fakers_rules():
+    faker = VectorFaker("en_US", seed=2)
+    rule = {"#": r"\d", "%": "[1-9]", "$": "[2-9]", "!": r"\d?", "@": "[1-9]?"}
+    patterns = ["#%$!@-x", "!!!@@@", "$$-%%-##"]
+    for pattern in patterns:
+        values = faker._numerify(pattern, 2_000, letters=False)
+        regex = "".join(rule.get(c, re.escape(c)) for c in pattern)
+        assert all(re.fullmatch(regex, v) for v in values)
+        # "!" and "@" are empty half of the time, as Faker's random_digit_or_empty.
+        if pattern == "!!!@@@":
+            assert np.mean([len(v) for v in values]) == pytest.approx(3.0, abs=0.1)
+    # Phone numbers match one of the locale's own formats, digit rule for digit rule.
+    formats = faker.fake.phone_number.__self__.formats
+    regexes = [re.compile("".join(rule.get(c, re.escape(c)) for c in f)) for f in formats]
+    for v in faker.draw("phone_number", 2_000):
+        assert any(r.fullmatch(v) for r in regexes), v

@@ -41,6 +41,12 @@ def test_logging_a_model_does_not_scan_every_installed_distribution(tmp_path, mo
     from synth_platform.lib.tracking import log_training
 
     scans = []  # (MLflow catches any error of its check: count the calls instead)
+    checked = []  # ... and the check must have run, with our map in place
+    init = ru._init_packages_to_modules_map
+    monkeypatch.setattr(
+        ru, "_init_packages_to_modules_map",
+        lambda: checked.append(ru._MODULES_TO_PACKAGES is not None) or init(),
+    )  # fmt: skip
     monkeypatch.setattr(ru, "_MODULES_TO_PACKAGES", None)
     monkeypatch.setattr(
         ru.importlib_metadata, "packages_distributions", lambda: scans.append(1) or {}
@@ -55,7 +61,7 @@ def test_logging_a_model_does_not_scan_every_installed_distribution(tmp_path, mo
         table="t", params={}, tags={}, metrics={}, synthesizer=synthesizer, metadata_json=meta,
         pip_requirements=requirements,
     )  # fmt: skip
-    assert not scans and ru._MODULES_TO_PACKAGES is None
+    assert not scans and checked and all(checked) and ru._MODULES_TO_PACKAGES is None
     logged = mlflow.artifacts.download_artifacts(
         f"models:/synth_platform.t/{run.model_version}", tracking_uri=run.tracking_uri
     )
