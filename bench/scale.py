@@ -136,6 +136,12 @@ def _rekey_seconds(home: Path) -> float:
     return json.loads(found[0].read_text()).get("rekey_seconds", float("nan")) if found else 0.0
 
 
+def _stage_row(n: int, run: str, st: dict[str, float], rekey: float) -> list:
+    """A row of the stage table: the stages in order, the re-key seconds after `sample`."""
+    values = list(st.values())
+    return [n, run, *values[:4], rekey, *values[4:]]
+
+
 def bench_scale(quick: bool) -> str:
     sizes = QUICK_SIZES if quick else FULL_SIZES
     stages = Table(
@@ -165,9 +171,7 @@ def bench_scale(quick: bool) -> str:
         new_releases = len(sorted((home / "public").glob("*/v*/manifest.json"))) - len(releases)
         bare = _bare(home)
         ours = st["fit"] + st["sample + re-key"]
-        stages.add(
-            [n, "first", *(st[k] for k in list(st)[:4]), rekey, *(st[k] for k in list(st)[4:])]
-        )
+        stages.add(_stage_row(n, "first", st, rekey))
         # A source that changed (the demo rebuilt with another seed, the same size) in the
         # same home: what a nightly refresh pays, without the home's one-time set-up (the
         # MLflow database's tables are created by the first fit: ~2.3 s).
@@ -175,10 +179,7 @@ def bench_scale(quick: bool) -> str:
         st2, rekey2 = _stages(home), _rekey_seconds(home)
         bare2 = _bare(home)
         ours2 = st2["fit"] + st2["sample + re-key"]
-        stages.add(
-            [n, "source changed",
-             *(st2[k] for k in list(st2)[:4]), rekey2, *(st2[k] for k in list(st2)[4:])]
-        )  # fmt: skip
+        stages.add(_stage_row(n, "source changed", st2, rekey2))
         totals.add(
             [n, "yes" if first["ok"] and changed["ok"] else "NO", first["wall"],
              first["warehouse"], first["run"], first["rss_mib"],

@@ -60,14 +60,10 @@ _SHAPES: dict[Callable[..., Any], _Shape] = {
     internet.Provider.safe_email: ("email", "safe_domain_name", None),
     internet.Provider.email: ("email", "safe_domain_name", None),  # called without arguments
 }
+_GENDERED = (("first_name", "first_names"), ("last_name", "last_names"),
+             ("prefix", "prefixes"), ("suffix", "suffixes"))  # fmt: skip
 for _sex in ("female", "male", "nonbinary"):
-    for _part, _attr in (("first_name", "first_names"), ("last_name", "last_names")):
-        _SHAPES[getattr(person.Provider, f"{_part}_{_sex}")] = (
-            "elements",
-            f"{_attr}_{_sex}",
-            _part,
-        )
-    for _part, _attr in (("prefix", "prefixes"), ("suffix", "suffixes")):
+    for _part, _attr in _GENDERED:  # e.g. first_name_female: first_names_female or first_name()
         _SHAPES[getattr(person.Provider, f"{_part}_{_sex}")] = (
             "elements",
             f"{_attr}_{_sex}",
