@@ -9,6 +9,7 @@ import os
 import re
 import tempfile
 import threading
+import time
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import mlflow
+from mlflow.entities import Metric
 from mlflow.tracking import MlflowClient
 
 # Importing mlflow.pyfunc makes MLflow 3 warn about type hints of its own bundled model classes,
@@ -293,6 +295,13 @@ def log_run_artifact(
         text = payload if isinstance(payload, str) else json.dumps(payload, indent=2, default=str)
         path.write_text(text)
         client.log_artifact(run_id, str(path), artifact_path=artifact_path)
-    for k, v in (metrics or {}).items():
-        client.log_metric(run_id, k, float(v))
-    return f"{client.get_run(run_id).info.artifact_uri}/{artifact_path}/{name}"
+    if metrics:  # one request (one transaction in a SQL store), not one per metric
+        now = int(time.time() * 1000)
+        client.log_batch(run_id, metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items()])
+    return f"{_artifact_uri(tracking_uri, run_id)}/{artifact_path}/{name}"
+
+
+@functools.lru_cache(maxsize=1024)
+def _artifact_uri(tracking_uri: str, run_id: str) -> str:
+    """A run's artifact root, which never changes: asked of the store once per run."""
+    return MlflowClient(tracking_uri=tracking_uri).get_run(run_id).info.artifact_uri

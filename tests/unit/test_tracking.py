@@ -67,3 +67,30 @@ def test_logging_a_model_does_not_scan_every_installed_distribution(tmp_path, mo
     )
     pinned = Path(logged, "requirements.txt").read_text()
     assert all(r in pinned for r in requirements)
+
+
+def test_a_gate_report_lands_on_its_run_with_every_metric(tmp_path):
+    # A gate attaches its report and metrics to the fit's run in one batch: every metric (a NaN
+    # included, which a fail-closed gate may record), and a URI where the report really is.
+    import math
+    from urllib.parse import urlsplit
+
+    from mlflow import MlflowClient
+
+    from synth_platform.lib.tracking import log_run_artifact
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    exp = client.create_experiment("t", artifact_location=(tmp_path / "art").as_uri())
+    run_id = client.create_run(exp).info.run_id
+    metrics = {f"gate.fidelity.m{i}": i / 10 for i in range(12)} | {"gate.fidelity.x": math.nan}
+    for name in ("fidelity.json", "privacy.json"):  # the second asks the store nothing new
+        where = log_run_artifact(
+            tracking_uri=uri, run_id=run_id, name=name, payload={"passed": False}, metrics=metrics
+        )
+        assert Path(urlsplit(where).path).read_text() == '{\n  "passed": false\n}'
+    logged = client.get_run(run_id).data.metrics
+    assert {k: v for k, v in logged.items() if k != "gate.fidelity.x"} == {
+        k: v for k, v in metrics.items() if k != "gate.fidelity.x"
+    }
+    assert math.isnan(logged["gate.fidelity.x"])
