@@ -5,10 +5,13 @@ from pathlib import Path
 
 import dagster as dg
 
+from synth_platform.forkserver import built_once_per_forkserver
+
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 
 @dg.definitions
+@built_once_per_forkserver  # once per run's forkserver, not once per step process
 def defs() -> dg.Definitions:
     # The example keeps its demo source and dbt warehouse in SYNTH_HOME, which its dbt profile
     # renders. DbtProjectComponent runs dbt from a copy of the project, where the profile's

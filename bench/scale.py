@@ -228,6 +228,7 @@ def bench_scale(quick: bool) -> str:
 _JOB = """
 import os, sys, time
 import dagster as dg
+from synth_platform.forkserver import built_once_per_forkserver
 
 def _defs(upstream):
     from tests.example import example_definitions
@@ -239,6 +240,7 @@ def _defs(upstream):
 def warehouse():  # the demo source, dbt and the twins; run with only the first two selected
     return _defs(True).resolve_job_def("synthetic_refresh")
 
+@built_once_per_forkserver  # as the example's definitions: once per forkserver, not per step
 def job():  # the twins alone: what the refresh schedule runs
     return _defs(False).resolve_job_def("synthetic_refresh").with_executor_def(
         dg.multi_or_in_process_executor)

@@ -9,6 +9,8 @@ Public API (everything else is private and may change):
 - :class:`SynthHomeResource`, :class:`MlflowResource`, :class:`WarehouseResource`: the resources
   the assets use (keys `synth`, `synth_mlflow`, `synth_warehouse`).
 - :func:`connect`: read-only consumer access to a public store.
+- :func:`synth_platform.forkserver.built_once_per_forkserver`: definitions built once per
+  multiprocess run (in its forkserver), not once per step process.
 """
 
 from synth_platform.component import SyntheticTwinsComponent

@@ -1,0 +1,75 @@
+"""Definitions built once per forkserver (synth_platform.forkserver)."""
+
+import json
+import subprocess
+import sys
+import textwrap
+
+from synth_platform.forkserver import built_once_per_forkserver, in_forkserver
+
+PROBE = """
+import os
+from synth_platform.forkserver import built_once_per_forkserver
+
+ATTEMPTS = []
+
+@built_once_per_forkserver
+def defs():
+    ATTEMPTS.append(os.getpid())
+    if os.environ.get("PROBE_FAIL_FIRST") and len(ATTEMPTS) == 1:
+        raise RuntimeError("the first build fails")
+    return {"built_in": os.getpid()}
+
+def child(queue):
+    queue.put({"pid": os.getpid(), "built_in": defs()["built_in"], "attempts": list(ATTEMPTS)})
+"""
+
+RUN = """
+import json, multiprocessing, os, sys
+import fs_probe
+if __name__ == "__main__":
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(["fs_probe"])
+    queue = ctx.Queue()
+    procs = [ctx.Process(target=fs_probe.child, args=(queue,)) for _ in range(3)]
+    for p in procs:
+        p.start()
+    seen = [queue.get(timeout=60) for _ in procs]
+    for p in procs:
+        p.join()
+    print(json.dumps({"me": os.getpid(), "children": seen, "here": fs_probe.defs is not None}))
+"""
+
+
+def _run(tmp_path, **env):
+    (tmp_path / "fs_probe.py").write_text(textwrap.dedent(PROBE))
+    out = subprocess.run(
+        [sys.executable, "-c", RUN], cwd=tmp_path, capture_output=True, text=True, timeout=120,
+        env={**__import__("os").environ, "PYTHONPATH": str(tmp_path), **env},
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr[-2000:]
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_outside_a_forkserver_the_function_is_left_as_it_is():
+    def defs():
+        return object()
+
+    assert not in_forkserver()
+    assert built_once_per_forkserver(defs) is defs
+
+
+def test_steps_forked_from_one_server_share_what_it_built_once(tmp_path):
+    run = _run(tmp_path)
+    children = run["children"]
+    server = {c["built_in"] for c in children}
+    assert len(server) == 1  # one build, shared by all three
+    (built_in,) = server
+    assert built_in not in {run["me"], *(c["pid"] for c in children)}  # in the server
+    assert all(c["attempts"] == [built_in] for c in children)  # no child built it again
+
+
+def test_a_build_that_fails_in_the_server_is_built_by_each_step(tmp_path):
+    children = _run(tmp_path, PROBE_FAIL_FIRST="1")["children"]
+    assert all(c["built_in"] == c["pid"] for c in children)  # each step built its own
+    assert all(len(c["attempts"]) == 2 for c in children)  # the server's failed try, then its own
