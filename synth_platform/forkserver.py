@@ -1,9 +1,9 @@
 """Definitions built once in Dagster's forkserver and shared by every step forked from it.
 
 Dagster's multiprocess executor runs each step in a new process, and each step process loads
-the code location's definitions again before it runs: for the example project 0.3-0.5 s per
-step on 2 cores (its dbt component's asset specs, Dagster's component schema snapshot, the
-repository's asset graph), that is seconds of every run spent building the same object. With
+the code location's definitions again before it runs: for the example project 1.2-1.5 s of
+each step's start-up on 2 cores (its dbt component's asset specs, Dagster's component schema
+snapshot, the repository's asset graph), seconds of every run spent building the same object. With
 ``start_method: forkserver`` the step processes are forked from one server process per run
 worker; decorate the definitions function with :func:`built_once_per_forkserver` and list its
 module in ``preload_modules``: the server builds the definitions (and resolves their repository)
@@ -16,18 +16,29 @@ once, just before it forks the first step, and every step forked from it starts 
 
 Anywhere else (the code server, the UI, an in-process run, a test) the decorator returns the
 function unchanged. Within one forkserver every step sees the definitions as they were when the
-server forked its first step: the server lives as long as its run worker process (Dagster starts
-one per run), and it already serves every step with the environment it started with. If the
-build fails in the server, each step builds (and reports) it itself, as without the decorator.
-This module imports nothing heavy: a definitions module can import it freely.
+server forked its first step. Python keeps one forkserver per process: Dagster's run workers
+(`dagster dev`, `dg launch`, the daemon's run launchers) are one process per run, so each run
+builds its own; a long-lived process that calls `execute_job` several times (a notebook, a test
+session) hands every later run's steps the first run's definitions, so do not use it there if
+the definitions (their YAML, the dbt manifest) change between runs.
+
+The server builds under a reconstruction load context that pins nothing, so a `dagster dev`
+session does not refresh a state-backed component's state (e.g. `dbt parse`) in the server. A
+step whose run pins something (defs state versions, reconstruction metadata, cached asset data:
+a run launched from a code server with a state-backed component) builds its own, as without the
+decorator. If the build fails in the server, its traceback goes to the server's stderr and each
+step builds (and reports) it itself.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import inspect
 import os
 import sys
-from collections.abc import Callable
+import traceback
+from collections.abc import Callable, Iterator
 from typing import TypeVar
 
 __all__ = ["built_once_per_forkserver", "in_forkserver"]
@@ -49,32 +60,73 @@ def built_once_per_forkserver(fn: Callable[[], T]) -> Callable[[], T]:
     """In a forkserver: ``fn`` called once, before the server's first fork, its result handed
     to every call in the forked processes. Elsewhere: ``fn`` itself. ``fn`` takes no argument
     (a ``@dg.definitions`` function, or a job function given to ``dg.reconstructable``)."""
+    if inspect.signature(fn).parameters:
+        raise TypeError(
+            f"built_once_per_forkserver: {fn.__qualname__} takes arguments; it decorates a "
+            "function of none (a `@dg.definitions` function without a context, or a job function)"
+        )
     if not in_forkserver():
         return fn
     built: list[T] = []
 
     @functools.wraps(fn)
     def shared() -> T:
-        if not built:
-            built.append(fn())
-        return built[0]
+        if built and not _run_pins_anything():
+            return built[0]
+        return fn()
+
+    def build_in_server() -> None:
+        with _load_context_pinning_nothing():
+            result = fn()
+            resolve = getattr(result, "get_repository_def", None)
+            if callable(resolve):  # Dagster caches the resolved repository on the object
+                resolve()
+        built.append(result)
 
     if not _PENDING:
         os.register_at_fork(before=_build_pending)
-    _PENDING.append(shared)
+    _PENDING.append(build_in_server)
     return shared
 
 
 def _build_pending() -> None:
-    """Build what was registered, in the server, just before it forks (once: the list empties).
-    A Definitions object also resolves its repository here (Dagster caches it on the object),
-    which is the other half of what a step process would redo."""
+    """Build what was registered, in the server, just before it forks (once: the list empties)."""
     while _PENDING:
         build = _PENDING.pop()
         try:
-            result = build()
-            resolve = getattr(result, "get_repository_def", None)
-            if callable(resolve):
-                resolve()
-        except Exception:  # noqa: BLE001, S110 - each step then builds and reports it itself
-            pass
+            build()
+        except Exception:  # noqa: BLE001 - each step then builds and reports it itself
+            traceback.print_exc()
+
+
+@contextlib.contextmanager
+def _load_context_pinning_nothing() -> Iterator[None]:
+    """Dagster's definitions load context as a step's is for a run that pins nothing."""
+    from dagster._core.definitions.definitions_load_context import (
+        DefinitionsLoadContext,
+        DefinitionsLoadType,
+    )
+
+    with DefinitionsLoadContext.scoped(
+        DefinitionsLoadContext(load_type=DefinitionsLoadType.RECONSTRUCTION)
+    ):
+        yield
+
+
+def _run_pins_anything() -> bool:
+    """Whether the step's load context carries anything from its run that a build may read:
+    defs state versions, reconstruction metadata, cached asset data. Unknown counts as yes."""
+    try:
+        from dagster._core.definitions.definitions_load_context import DefinitionsLoadContext
+
+        data = DefinitionsLoadContext.get()._repository_load_data  # noqa: SLF001
+    except Exception:  # noqa: BLE001 - a Dagster that moved it: build, as without the decorator
+        return True
+    if data is None:
+        return False
+    state = data.defs_state_info
+    return bool(
+        (state is not None and state.info_mapping)
+        or data.reconstruction_metadata
+        or data.cacheable_asset_data
+    )

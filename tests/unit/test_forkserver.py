@@ -5,6 +5,8 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
 from synth_platform.forkserver import built_once_per_forkserver, in_forkserver
 
 PROBE = """
@@ -21,7 +23,19 @@ def defs():
     return {"built_in": os.getpid()}
 
 def child(queue):
-    queue.put({"pid": os.getpid(), "built_in": defs()["built_in"], "attempts": list(ATTEMPTS)})
+    if os.environ.get("PROBE_PINNED"):  # as a run launched from a code server that pins state
+        from dagster._core.definitions.definitions_load_context import (
+            DefinitionsLoadContext, DefinitionsLoadType)
+        from dagster._core.definitions.repository_definition.repository_definition import (
+            RepositoryLoadData)
+        from dagster_shared.serdes.objects.models.defs_state_info import DefsStateInfo
+        pinned = RepositoryLoadData(defs_state_info=DefsStateInfo.add_version(None, "k", "v1"))
+        with DefinitionsLoadContext.scoped(DefinitionsLoadContext(
+                load_type=DefinitionsLoadType.RECONSTRUCTION, repository_load_data=pinned)):
+            got = defs()
+    else:
+        got = defs()
+    queue.put({"pid": os.getpid(), "built_in": got["built_in"], "attempts": list(ATTEMPTS)})
 """
 
 RUN = """
@@ -37,7 +51,7 @@ if __name__ == "__main__":
     seen = [queue.get(timeout=60) for _ in procs]
     for p in procs:
         p.join()
-    print(json.dumps({"me": os.getpid(), "children": seen, "here": fs_probe.defs is not None}))
+    print(json.dumps({"me": os.getpid(), "children": seen}))
 """
 
 
@@ -59,6 +73,16 @@ def test_outside_a_forkserver_the_function_is_left_as_it_is():
     assert built_once_per_forkserver(defs) is defs
 
 
+def test_a_definitions_function_that_takes_a_context_is_refused_everywhere():
+    # Dagster would call it with its load context, which a build shared by the server cannot
+    # take: refused where it is decorated, not only in the forked steps.
+    def defs(context):
+        return context
+
+    with pytest.raises(TypeError, match="takes arguments"):
+        built_once_per_forkserver(defs)
+
+
 def test_steps_forked_from_one_server_share_what_it_built_once(tmp_path):
     run = _run(tmp_path)
     children = run["children"]
@@ -73,3 +97,10 @@ def test_a_build_that_fails_in_the_server_is_built_by_each_step(tmp_path):
     children = _run(tmp_path, PROBE_FAIL_FIRST="1")["children"]
     assert all(c["built_in"] == c["pid"] for c in children)  # each step built its own
     assert all(len(c["attempts"]) == 2 for c in children)  # the server's failed try, then its own
+
+
+def test_a_step_whose_run_pins_defs_state_builds_its_own(tmp_path):
+    # The server built under a context that pins nothing; a run that pins a state version (a
+    # code server's state-backed component) must not get that build.
+    children = _run(tmp_path, PROBE_PINNED="1")["children"]
+    assert all(c["built_in"] == c["pid"] for c in children)
