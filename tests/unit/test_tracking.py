@@ -84,7 +84,7 @@ def test_a_gate_report_lands_on_its_run_with_every_metric(tmp_path):
     exp = client.create_experiment("t", artifact_location=(tmp_path / "art").as_uri())
     run_id = client.create_run(exp).info.run_id
     metrics = {f"gate.fidelity.m{i}": i / 10 for i in range(12)} | {"gate.fidelity.x": math.nan}
-    for name in ("fidelity.json", "privacy.json"):  # the second asks the store nothing new
+    for name in ("fidelity.json", "privacy.json"):  # the second from the cached artifact URI
         where = log_run_artifact(
             tracking_uri=uri, run_id=run_id, name=name, payload={"passed": False}, metrics=metrics
         )
