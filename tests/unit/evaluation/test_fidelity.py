@@ -261,3 +261,28 @@ def test_the_plain_quality_report_leaves_out_columns_whose_levels_would_square(m
     )  # fmt: skip
     assert result.error is None and 0 < result.plain <= 1
     assert any("Left out of that run" in n and "name (400 values)" in n for n in result.notes)
+
+
+def test_the_plain_quality_report_is_not_run_on_a_table_too_wide_for_it(monkeypatch):
+    # SDMetrics' Column Pair Trends costs ~3 ms per pair: 205 columns took a minute at 400 rows.
+    # Above the column limit the referee is not run, says why, and the gate's score is kept.
+    from synth_platform.lib.evaluation import compare_with_quality_report
+    from synth_platform.lib.evaluation import fidelity as fidelity_module
+
+    called = []
+    monkeypatch.setattr(fidelity_module, "QUALITY_REPORT_MAX_COLUMNS", 5)
+    monkeypatch.setattr(
+        "sdmetrics.reports.single_table.QualityReport.generate",
+        lambda *a, **k: called.append(1),
+    )
+    rng = np.random.default_rng(4)
+    real = pd.DataFrame({f"x{i}": rng.normal(0, 1, 300) for i in range(6)})
+    synth = pd.DataFrame({f"x{i}": rng.normal(0, 1, 300) for i in range(6)})
+    result = compare_with_quality_report(
+        real=real, synthetic=synth, numeric=list(real.columns), datetime=[], categorical=[],
+        gate=0.95, not_scored={},
+    )  # fmt: skip
+    assert not called and math.isnan(result.plain)
+    assert result.error.startswith("not run on 6 columns (15 column pairs")
+    assert any("not run on 6 columns" in n and "scores every pair" in n for n in result.notes)
+    assert result.same_columns > 0.9 and result.gate == 0.95  # the gate's side is kept
