@@ -129,11 +129,16 @@ def _experiment(
     return client.create_experiment(name, artifact_location=location, tags=EXPERIMENT_KIND)
 
 
-@functools.lru_cache(maxsize=1024)
 def experiment_of(*, tracking_uri: str, run_id: str) -> str:
-    """The experiment id of a run (for links into the MLflow UI). A run never changes
-    experiment, so each step asks the tracking store once, not once per link."""
-    return MlflowClient(tracking_uri=tracking_uri).get_run(run_id).info.experiment_id
+    """The experiment id of a run (for links into the MLflow UI)."""
+    return _run_info(tracking_uri, run_id).experiment_id
+
+
+@functools.lru_cache(maxsize=1024)
+def _run_info(tracking_uri: str, run_id: str) -> Any:
+    """A run's experiment and artifact root, which never change: each process asks the
+    tracking store once per run, not once per link or report."""
+    return MlflowClient(tracking_uri=tracking_uri).get_run(run_id).info
 
 
 def log_training(
@@ -298,10 +303,4 @@ def log_run_artifact(
     if metrics:  # one request (one transaction in a SQL store), not one per metric
         now = int(time.time() * 1000)
         client.log_batch(run_id, metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items()])
-    return f"{_artifact_uri(tracking_uri, run_id)}/{artifact_path}/{name}"
-
-
-@functools.lru_cache(maxsize=1024)
-def _artifact_uri(tracking_uri: str, run_id: str) -> str:
-    """A run's artifact root, which never changes: asked of the store once per run."""
-    return MlflowClient(tracking_uri=tracking_uri).get_run(run_id).info.artifact_uri
+    return f"{_run_info(tracking_uri, run_id).artifact_uri}/{artifact_path}/{name}"

@@ -737,7 +737,7 @@ def compare_with_quality_report(
     ours_types = {c: "numerical" for c in numeric} | {c: "datetime" for c in datetime}
     ours_types |= {c: "categorical" for c in categorical}
     notes: list[str] = []
-    plain, error = math.nan, None
+    plain, error, too_wide = math.nan, None, False
     too_many: dict[str, int] = {}
     try:
         import warnings
@@ -754,7 +754,8 @@ def compare_with_quality_report(
                     del columns[c]
                     too_many[c] = int(levels)
             keep = list(columns)
-            if len(keep) > QUALITY_REPORT_MAX_COLUMNS:
+            too_wide = len(keep) > QUALITY_REPORT_MAX_COLUMNS
+            if too_wide:
                 pairs = len(keep) * (len(keep) - 1) // 2
                 error = (
                     f"not run on {len(keep)} columns ({pairs:,} column pairs; above "
@@ -774,7 +775,7 @@ def compare_with_quality_report(
     extra = sorted(set(theirs) - set(ours_types))
     missing = sorted(set(ours_types) - set(theirs))
     retyped = sorted(c for c in set(theirs) & set(ours_types) if theirs[c] != ours_types[c])
-    if error and error.startswith("not run on"):
+    if too_wide:
         notes.append(f"SDMetrics' QualityReport {error}; the gate scores every pair itself.")
     elif error:
         notes.append(f"SDMetrics' QualityReport could not run: {error}")
