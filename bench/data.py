@@ -20,6 +20,19 @@ N_DATETIME = 6
 N_CATEGORICAL = 16
 N_BOOLEAN = 8
 N_COLUMNS = N_NUMERIC + N_DATETIME + N_CATEGORICAL + N_BOOLEAN  # 56
+#: Widest table :func:`wide_table` makes: the kinds grow in the same proportions past 56.
+MAX_COLUMNS = 200
+
+
+def _kind_counts(n_columns: int) -> tuple[int, int, int, int]:
+    """Numeric, datetime, categorical and boolean columns of a table ``n_columns`` wide: the
+    56-column mix (its columns unchanged by a wider table), or that mix scaled up."""
+    base = (N_NUMERIC, N_DATETIME, N_CATEGORICAL, N_BOOLEAN)
+    if n_columns <= N_COLUMNS:
+        return base
+    counts = [max(b, int(b * n_columns / N_COLUMNS)) for b in base]
+    counts[0] += n_columns - sum(counts)  # the rounding goes to the numeric columns
+    return tuple(counts)  # type: ignore[return-value]
 
 
 @dataclass(frozen=True)
@@ -47,7 +60,7 @@ class Columns:
 
 def wide_columns(n_columns: int = N_COLUMNS) -> tuple[Columns, set[str]]:
     """Column lists of :func:`wide_table` (first ``n_columns`` of its columns)."""
-    names = _wide_names()[:n_columns]
+    names = _wide_names(n_columns)[:n_columns]
     numeric = [c for c in names if c.startswith("num_")]
     datetime = [c for c in names if c.startswith("dt_")]
     categorical = [c for c in names if c.startswith(("cat_", "flag_"))]
@@ -55,18 +68,19 @@ def wide_columns(n_columns: int = N_COLUMNS) -> tuple[Columns, set[str]]:
     return Columns(numeric, datetime, categorical), booleans
 
 
-def _wide_names() -> list[str]:
+def _wide_names(n_columns: int = N_COLUMNS) -> list[str]:
     # Interleaved so that a prefix of the columns keeps every kind.
+    n_num, n_dt, n_cat, n_bool = _kind_counts(n_columns)
     kinds = (
-        [f"num_{i:02d}" for i in range(N_NUMERIC)],
-        [f"dt_{i}" for i in range(N_DATETIME)],
-        [f"cat_{i:02d}" for i in range(N_CATEGORICAL)],
-        [f"flag_{i}" for i in range(N_BOOLEAN)],
+        [f"num_{i:02d}" for i in range(n_num)],
+        [f"dt_{i}" for i in range(n_dt)],
+        [f"cat_{i:02d}" for i in range(n_cat)],
+        [f"flag_{i}" for i in range(n_bool)],
     )
     out: list[str] = []
     position = [0, 0, 0, 0]
     weights = [len(k) for k in kinds]
-    while len(out) < N_COLUMNS:
+    while len(out) < sum(weights):
         # Pick the kind furthest behind its share.
         lag = [position[i] / weights[i] for i in range(4)]
         i = int(np.argmin(lag))
@@ -78,21 +92,26 @@ def _wide_names() -> list[str]:
 def wide_table(
     n_rows: int, seed: int, *, distort: bool = False, n_columns: int = N_COLUMNS
 ) -> pd.DataFrame:
-    """A ``n_rows`` x ``n_columns`` (at most 56) mixed-type table, deterministic in ``seed``.
+    """A ``n_rows`` x ``n_columns`` mixed-type table, deterministic in ``seed``.
 
     Args:
         n_rows: Rows.
         seed: Seed of the generator.
         distort: Apply the "synthetic" distortions.
-        n_columns: Keep the first ``n_columns`` columns (every kind stays represented).
+        n_columns: Keep the first ``n_columns`` columns (every kind stays represented); past
+            56 (up to :data:`MAX_COLUMNS`), the kinds grow in proportion and the first 56
+            columns are the 56-column table's.
     """
+    if not 0 < n_columns <= MAX_COLUMNS:
+        raise ValueError(f"n_columns must be in 1..{MAX_COLUMNS}, not {n_columns}")
+    n_num, n_dt, n_cat, n_bool = _kind_counts(n_columns)
     rng = np.random.default_rng(seed)
     n_latent = 4
     latent = rng.standard_normal((n_rows, n_latent)).astype(np.float64)
     data: dict[str, object] = {}
     noise = 1.6 if distort else 1.0
 
-    for i in range(N_NUMERIC):
+    for i in range(n_num):
         column_rng = np.random.default_rng([seed, 1, i])
         weights = column_rng.normal(size=n_latent) * (0.9 if i % 3 else 0.2)
         x = latent @ weights + noise * column_rng.standard_normal(n_rows) * 0.6
@@ -115,7 +134,7 @@ def wide_table(
             data[f"num_{i:02d}"] = values
 
     base = np.datetime64("2015-01-01T00:00:00", "s").astype(np.int64)
-    for i in range(N_DATETIME):
+    for i in range(n_dt):
         column_rng = np.random.default_rng([seed, 2, i])
         days = 1500 + 600 * latent[:, i % n_latent] + noise * column_rng.normal(0, 200, n_rows)
         seconds = base + (days * 86_400).astype(np.int64)
@@ -126,7 +145,7 @@ def wide_table(
         data[f"dt_{i}"] = values
 
     cardinalities = (3, 5, 8, 12, 25, 40, 60, 4)
-    for i in range(N_CATEGORICAL):
+    for i in range(n_cat):
         column_rng = np.random.default_rng([seed, 3, i])
         k = cardinalities[i % len(cardinalities)]
         # Zipf-like level frequencies: the tail levels are rare (< 0.5 %).
@@ -140,7 +159,7 @@ def wide_table(
         values[column_rng.random(n_rows) < (0.03 if i % 4 == 1 else 0.0)] = None
         data[f"cat_{i:02d}"] = values
 
-    for i in range(N_BOOLEAN):
+    for i in range(n_bool):
         column_rng = np.random.default_rng([seed, 4, i])
         p = 1 / (1 + np.exp(-(latent[:, i % n_latent] * 1.2 - (i % 3))))
         if distort:
@@ -153,7 +172,7 @@ def wide_table(
         else:
             data[f"flag_{i}"] = values
 
-    names = _wide_names()[:n_columns]
+    names = _wide_names(n_columns)[:n_columns]
     return pd.DataFrame({name: data[name] for name in names})
 
 

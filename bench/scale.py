@@ -105,9 +105,9 @@ import json, sys, time
 import pandas as pd, pyarrow as pa, pyarrow.parquet as pq
 from synth_platform.lib.cart import CartSynthesizer
 from synth_platform.lib.synthesis import _sdtypes
-root = sys.argv[1]
+root, tables = sys.argv[1], sys.argv[2:] or ["customers", "accounts", "transactions"]
 start = time.perf_counter()
-for t in ("customers", "accounts", "transactions"):
+for t in tables:
     d = f"{root}/private/{t}"
     meta = json.load(open(f"{d}/metadata.json"))
     train = pd.read_parquet(f"{d}/train.parquet")
@@ -122,11 +122,12 @@ print(time.perf_counter() - start)
 """
 
 
-def _bare(home: Path) -> float:
-    """Seconds of the bare script (three fits + samples + Parquet writes), as a new process."""
+def _bare(home: Path, tables: tuple[str, ...] = ()) -> float:
+    """Seconds of the bare script (fits + samples + Parquet writes of ``tables``, the demo's
+    three by default), as a new process."""
     out = subprocess.run(
-        [sys.executable, "-c", _BARE, str(home)], env=_env(home), capture_output=True, text=True,
-        check=True,
+        [sys.executable, "-c", _BARE, str(home), *tables], env=_env(home), capture_output=True,
+        text=True, check=True,
     ).stdout  # fmt: skip
     return float(out.strip().splitlines()[-1])
 
@@ -188,6 +189,7 @@ def bench_scale(quick: bool) -> str:
              again["run"], again["wall"], new_releases]
         )  # fmt: skip
         shutil.rmtree(home, ignore_errors=True)
+    wide = _wide(quick)
     executors = _executors(quick)
     notes = [
         "One run per size, one fresh home each (`python -m bank_example.run demo --scale S`, "
@@ -211,6 +213,8 @@ def bench_scale(quick: bool) -> str:
         "materialize, so sampling, gates and publication are skipped.",
         "Peak RSS: the run process (`/usr/bin/time -v`, Maximum resident set size); dbt runs as "
         "a child process of its own.",
+        "`wide`: a second table below, one 100-column table at 100k rows through the same "
+        "lifecycle.",
     ]
     text = write_result(
         "scale",
@@ -219,7 +223,10 @@ def bench_scale(quick: bool) -> str:
         notes,
         quick,
     )
-    extra = f"\n## Time per stage (s)\n\n{stages.markdown()}\n\n## Executors\n\n{executors}\n"
+    extra = (
+        f"\n## Time per stage (s)\n\n{stages.markdown()}\n\n## A wide table\n\n{wide}\n"
+        f"\n## Executors\n\n{executors}\n"
+    )
     path = REPO / "bench" / "results" / "scale.md"
     path.write_text(path.read_text() + extra)
     return text + extra
@@ -234,11 +241,13 @@ def _defs(upstream):
     from tests.example import example_definitions
     return example_definitions(
         home=os.environ["SYNTH_HOME"], project_dir=os.environ["SCALE_BENCH_PROJECT"],
-        select=["t1", "t2", "t3", "t4"], refresh_upstream=upstream,
+        select=os.environ["SCALE_BENCH_SELECT"].split(","), refresh_upstream=upstream,
     )
 
-def warehouse():  # the demo source, dbt and the twins; run with only the first two selected
-    return _defs(True).resolve_job_def("synthetic_refresh")
+def warehouse():  # every asset; run with the demo source and the dbt models selected
+    everything = dg.define_asset_job("everything", selection=dg.AssetSelection.all())
+    return dg.Definitions.merge(_defs(True), dg.Definitions(jobs=[everything])).resolve_job_def(
+        "everything")
 
 @built_once_per_forkserver  # as the example's definitions: once per forkserver, not per step
 def job():  # the twins alone: what the refresh schedule runs
@@ -283,6 +292,97 @@ def _four_tables_project(root: Path) -> Path:
             f"          seed: {i}\n"
         )
     return project
+
+
+def _wide_project(root: Path, n_rows: int, n_columns: int) -> Path:
+    """The example dbt project plus one opted-in ``n_columns``-wide table of ``n_rows`` rows
+    (:func:`bench.data.wide_table`: skewed, integer, null-heavy, datetime, categorical and
+    boolean columns over shared latent factors), read by its dbt model from a Parquet file."""
+    from bench.data import wide_table
+
+    project = root / "dbt_project"
+    shutil.copytree(REPO / "dbt_project", project, ignore=shutil.ignore_patterns("target", "logs"))
+    source = root / "wide_source.parquet"
+    wide_table(n_rows, seed=11, n_columns=n_columns).to_parquet(source, index=False)
+    marts = project / "models" / "marts"
+    (marts / "wide.sql").write_text(
+        f"select row_number() over () as row_id, * from read_parquet('{source}')\n"
+    )
+    (marts / "wide.yml").write_text(
+        "models:\n  - name: wide\n    config:\n      meta:\n        synthetic:\n"
+        "          seed: 11\n    columns:\n      - name: row_id\n        data_tests:\n"
+        "          - unique\n          - not_null\n"
+    )
+    return project
+
+
+def _run_job_script(
+    root: Path, project: Path, select: str, executor: str, scale: float, timed: bool
+) -> dict[str, float | str]:
+    """Run :data:`_JOB` for ``select`` (comma-separated models) in the fresh home ``root``:
+    the warehouse job, then the twins job on ``executor``; under /usr/bin/time if ``timed``."""
+    env = {**_env(root), "SCALE_BENCH_PROJECT": str(project), "SCALE_BENCH_SELECT": select}
+    env["PYTHONPATH"] = f"{REPO}{os.pathsep}{root}"
+    (root / "dagster").mkdir()
+    (root / "dagster" / "dagster.yaml").write_text(
+        "telemetry:\n  enabled: false\nconcurrency:\n  pools:\n    default_limit: 1\n"
+    )
+    script = root / "scale_job.py"  # importable by name: forkserver preloads it
+    script.write_text(_JOB)
+    log = root / "job.log"
+    cmd = [sys.executable, str(script), executor, f"{scale:.4f}"]
+    if timed:
+        found = _timed(cmd, env, log)
+        text, rss = log.read_text(), found["rss_mib"]
+    else:
+        out = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True)
+        text, rss = out.stdout + out.stderr, float("nan")
+    built = re.search(r"warehouse ([\d.]+) success True", text)
+    run = re.search(r"seconds ([\d.]+) cpu ([\d.]+) success (\w+)", text)
+    if not run:
+        return {"error": text[-300:]}
+    return {
+        "warehouse": float(built.group(1)) if built else float("nan"),
+        "wall": float(run.group(1)),
+        "cpu": float(run.group(2)),
+        "published": run.group(3),
+        "rss_mib": rss,
+    }
+
+
+def _wide(quick: bool) -> str:
+    """One 100-column table at 100k rows (10k with ``quick``) through the whole lifecycle."""
+    n_rows, n_columns = (10_000 if quick else 100_000), 100
+    root = Path(tempfile.mkdtemp(prefix="synth-wide-"))
+    project = _wide_project(root, n_rows, n_columns)
+    run = _run_job_script(root, project, "wide", "in_process", 0.1, timed=True)
+    table = Table(
+        ["rows", "columns", "published", "twins job (s)", "peak RSS (MiB)", "extract + split",
+         "fit", "sample", "fidelity gate", "privacy gate", "validity gate", "publish",
+         "fit + sample (s)", "bare fit + sample + write (s)", "ratio"]
+    )  # fmt: skip
+    if "error" in run:
+        table.add([n_rows, n_columns, f"error: {run['error']}", *[float("nan")] * 12])
+    else:
+        st = _stages(root)
+        bare = _bare(root, ("wide",))
+        ours = st["fit"] + st["sample + re-key"]
+        table.add(
+            [n_rows, n_columns, run["published"], run["wall"], run["rss_mib"],
+             st["extract + split"], st["fit"], st["sample + re-key"], st["fidelity gate"],
+             st["privacy gate"], st["validity gate"], st["publish"], ours, bare, ours / bare]
+        )  # fmt: skip
+    shutil.rmtree(root, ignore_errors=True)
+    return (
+        table.markdown()
+        + "\n\nOne opted-in dbt model over `bench.data.wide_table` (a row id, then skewed, "
+        "integer and null-heavy numeric, datetime, categorical and boolean columns driven by "
+        "shared latent factors; 48 / 10 / 28 / 14 of them), the example's defaults otherwise "
+        "(`cart`, every gate). The warehouse job (dbt) runs first in the same process; `twins "
+        "job` is the refresh job alone, in-process; peak RSS is that process's. Stage seconds "
+        "are its Dagster step durations; `ratio` as above: fit + sample steps over the bare "
+        "script's CART fit, sample and Parquet write of the same training file."
+    )
 
 
 def _cpu_busy_seconds() -> float:
@@ -341,29 +441,16 @@ def _executors(quick: bool) -> str:
     for executor in ("in_process", "multiprocess"):
         root = Path(tempfile.mkdtemp(prefix=f"synth-exec-{executor}-"))
         project = _four_tables_project(root)
-        env = {**_env(root), "SCALE_BENCH_PROJECT": str(project)}
-        (root / "dagster").mkdir()
-        (root / "dagster" / "dagster.yaml").write_text(
-            "telemetry:\n  enabled: false\nconcurrency:\n  pools:\n    default_limit: 1\n"
+        run = _run_job_script(
+            root, project, "t1,t2,t3,t4", executor, n / TRANSACTIONS_PER_SCALE, timed=False
         )
-        script = root / "scale_job.py"  # importable by name: forkserver preloads it
-        script.write_text(_JOB)
-        out = subprocess.run(
-            [sys.executable, str(script), executor, f"{n / TRANSACTIONS_PER_SCALE:.4f}"],
-            cwd=REPO, env={**env, "PYTHONPATH": f"{REPO}{os.pathsep}{root}"},
-            capture_output=True, text=True,
-        )  # fmt: skip
-        built = re.search(r"warehouse ([\d.]+) success True", out.stdout)
-        found = re.search(r"seconds ([\d.]+) cpu ([\d.]+) success (\w+)", out.stdout)
-        if found:
-            wall, cpu = float(found.group(1)), float(found.group(2))
-            table.add(
-                [executor, n // 4, wall, cpu, cpu / wall, found.group(3),
-                 float(built.group(1)) if built else float("nan")]
-            )  # fmt: skip
-        else:
+        if "error" in run:
             table.add([executor, n // 4, float("nan"), float("nan"), float("nan"),
-                       f"error: {out.stderr[-300:]}", float("nan")])  # fmt: skip
+                       f"error: {run['error']}", float("nan")])  # fmt: skip
+        else:
+            wall, cpu = float(run["wall"]), float(run["cpu"])
+            table.add([executor, n // 4, wall, cpu, cpu / wall, run["published"],
+                       run["warehouse"]])  # fmt: skip
         shutil.rmtree(root, ignore_errors=True)
     ceiling = _two_core_ceiling()
     return (
@@ -375,8 +462,9 @@ def _executors(quick: bool) -> str:
         "machine's busy seconds during that job (from /proc/stat, so the forkserver's step "
         "processes count too, and so would any other load); `cores busy`: CPU over wall time, "
         "2 at most here. `multiprocess`: `max_concurrent: 2` and a forkserver that preloads "
-        "`synth_platform.preload` (the libraries the steps use) and the job's module. Each "
-        "step process still opens the Dagster instance and builds the definitions again. The "
+        "`synth_platform.preload` (the libraries the steps use) and the job's module, whose "
+        "definitions are built once in the forkserver (`built_once_per_forkserver`); each step "
+        "process still opens the Dagster instance and builds its execution plan. The "
         "splits hold the `duckdb_warehouse` pool one at a time either way."
         f"\n\nWhat two cores give here, measured in the same run: the same CPU-bound work "
         f"(Python loops, pandas group-bys and sorts, a tree fit; `_CEILING`) alone, then two "

@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -68,6 +69,13 @@ REDRAWS = 20
 
 _DAY_NS = 86_400 * 10**9
 _SECOND_NS = 10**9
+
+
+def _cpu_count() -> int:
+    """Cores this process may use: affinity and a container's CPU quota (joblib's count)."""
+    from joblib import cpu_count
+
+    return max(1, int(cpu_count()))
 
 
 def default_min_leaf(rows: int) -> int:
@@ -177,6 +185,8 @@ class CartSynthesizer:
         visit_order: Order in which columns are synthesized (default: categorical columns by
             increasing number of levels, then numeric and datetime columns in table order).
         seed: Seed of the trees' tie-breaking.
+        n_jobs: Threads that fit columns' trees at once (default: the cores this process may
+            use, container CPU limits included). The fitted model does not depend on it.
     """
 
     def __init__(
@@ -189,6 +199,7 @@ class CartSynthesizer:
         smoothing: bool = True,
         visit_order: list[str] | None = None,
         seed: int = 0,
+        n_jobs: int | None = None,
     ) -> None:
         self.sdtypes = dict(columns)
         self.table = table
@@ -197,6 +208,7 @@ class CartSynthesizer:
         self.smoothing = smoothing
         self.visit_order = list(visit_order) if visit_order else None
         self.seed = seed
+        self.n_jobs = n_jobs
         self._columns: dict[str, _Column] = {}
         self._order: list[str] = []
         self._null_models: dict[str, _Donors] = {}
@@ -273,8 +285,6 @@ class CartSynthesizer:
     ) -> None:
         """Fit the trees on the training rows (a frame, or ``{table: frame}`` as SDV takes);
         ``progress`` receives a line (columns fitted, percent, rate) every few seconds."""
-        from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
-
         from synth_platform.lib.progress import Meter
 
         frame = data[self.table] if isinstance(data, dict) else data
@@ -293,33 +303,38 @@ class CartSynthesizer:
         n = len(frame)
         leaf = self.min_samples_leaf or default_min_leaf(n)
         encoded = {c: self._encode(self._columns[c], frame[c]) for c in self._order}
+        # The predictors of column i are the columns before it: one float32 matrix (what the
+        # trees convert to anyway), in Fortran order so that its first i columns are a view.
+        predictors = np.empty((n, len(self._order)), dtype=np.float32, order="F")
+        for i, c in enumerate(self._order):
+            predictors[:, i] = encoded[c]
         meter = Meter(
             progress, stage=f"fit {self.table} ({n:,} rows)", total=len(self._order), unit="columns"
         )
-        for i, name in enumerate(self._order):
-            if i:
-                meter.set(i)
-            col = self._columns[name]
-            x = np.column_stack([encoded[c] for c in self._order[:i]]) if i else None
-            y = encoded[name]
-            if col.kind == "categorical":
-                # Codes run by decreasing frequency (missing is -1): keep the frequent ones.
-                classes = np.minimum(y.astype(np.int64), MAX_TREE_CLASSES - 1)
-                tree = self._tree(DecisionTreeClassifier, x, classes, leaf)
-                self._value_models[name] = _donors(tree, x, y, smooth=None)
-                continue
-            isnull = np.isnan(y)
-            if isnull.any():
-                tree = self._tree(DecisionTreeClassifier, x, isnull.astype(np.int64), leaf)
-                self._null_models[name] = _donors(tree, x, isnull.astype(float), smooth=None)
-            keep = ~isnull
-            if not keep.any():
-                continue
-            xk = None if x is None else x[keep]
-            yk = y[keep]
-            smooth = ~np.isin(yk, col.point_masses) if col.smooth else None
-            tree = self._tree(DecisionTreeRegressor, xk, yk, leaf)
-            self._value_models[name] = _donors(tree, xk, yk, smooth=smooth)
+        # Each column's trees depend on the training data only, not on other trees: they are
+        # fitted in threads (scikit-learn builds a tree without the GIL), the widest first.
+        workers = max(1, min(self.n_jobs or _cpu_count(), len(self._order)))
+        with ThreadPoolExecutor(workers, thread_name_prefix="cart-fit") as pool:
+            futures = [
+                pool.submit(self._fit_column, name, predictors[:, :i] if i else None,
+                            encoded[name], leaf)
+                for i, name in reversed(list(enumerate(self._order)))
+            ]  # fmt: skip
+            fitted = {}
+            try:
+                for done, future in enumerate(as_completed(futures), start=1):
+                    name, null_model, value_model = future.result()
+                    fitted[name] = (null_model, value_model)
+                    meter.set(done)
+            except BaseException:  # an error or an interrupt: start no further column
+                pool.shutdown(wait=False, cancel_futures=True)
+                raise
+        for name in self._order:  # in visit order, whatever order the threads finished in
+            null_model, value_model = fitted[name]
+            if null_model is not None:
+                self._null_models[name] = null_model
+            if value_model is not None:
+                self._value_models[name] = value_model
         meter.set(len(self._order))
         self._key_template = self._key_format(frame)
         from synth_platform.lib.evaluation.privacy import COMMON_ROWS
@@ -328,6 +343,32 @@ class CartSynthesizer:
         self._train_hashes = hashes[counts < COMMON_ROWS]  # sorted: np.unique sorts
         self._fitted = True
         self.reset_sampling()
+
+    def _fit_column(
+        self, name: str, x: np.ndarray | None, y: np.ndarray, leaf: int
+    ) -> tuple[str, _Donors | None, _Donors | None]:
+        """The trees of one column on its predictors ``x``: (name, null model, value model)."""
+        from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
+
+        col = self._columns[name]
+        if col.kind == "categorical":
+            # Codes run by decreasing frequency (missing is -1): keep the frequent ones.
+            classes = np.minimum(y.astype(np.int64), MAX_TREE_CLASSES - 1)
+            tree = self._tree(DecisionTreeClassifier, x, classes, leaf)
+            return name, None, _donors(tree, x, y, smooth=None)
+        null_model = None
+        isnull = np.isnan(y)
+        if isnull.any():
+            tree = self._tree(DecisionTreeClassifier, x, isnull.astype(np.int64), leaf)
+            null_model = _donors(tree, x, isnull.astype(float), smooth=None)
+        keep = ~isnull
+        if not keep.any():
+            return name, null_model, None
+        xk = None if x is None else x[keep]
+        yk = y[keep]
+        smooth = ~np.isin(yk, col.point_masses) if col.smooth else None
+        tree = self._tree(DecisionTreeRegressor, xk, yk, leaf)
+        return name, null_model, _donors(tree, xk, yk, smooth=smooth)
 
     def _row_hashes(self, encoded: dict[str, np.ndarray]) -> np.ndarray:
         """A 64-bit hash per row of the modelled columns (as encoded: codes and numbers)."""

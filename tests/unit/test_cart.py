@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -257,3 +259,38 @@ def test_a_category_per_few_rows_keeps_the_tree_bounded_and_every_category_drawa
     assert set(drawn) <= set(frame["product"])
     rare = set(synth._columns["product"].levels[MAX_TREE_CLASSES:])
     assert rare & set(drawn)  # categories beyond the tree's classes are still donated
+
+
+def test_columns_are_fitted_in_threads_and_the_model_does_not_depend_on_them(monkeypatch):
+    import threading
+
+    real = _table(1_500, seed=4)
+    serial = CartSynthesizer(SDTYPES, table="t", primary_key="id", seed=3, n_jobs=1)
+    serial.fit({"t": real})
+    threads: set[str] = set()
+    fit_column = CartSynthesizer._fit_column
+
+    def recorded(self, *args):
+        threads.add(threading.current_thread().name)
+        time.sleep(0.02)  # long enough that both threads take columns
+        return fit_column(self, *args)
+
+    monkeypatch.setattr(CartSynthesizer, "_fit_column", recorded)
+    lines: list[str] = []
+    threaded = CartSynthesizer(SDTYPES, table="t", primary_key="id", seed=3, n_jobs=2)
+    threaded.fit({"t": real}, progress=lines.append)
+    assert len(threads) == 2 and all(t.startswith("cart-fit") for t in threads)
+    assert list(threaded._value_models) == list(serial._value_models)  # visit order kept
+    pd.testing.assert_frame_equal(serial.sample(2_000)["t"], threaded.sample(2_000)["t"])
+    assert lines[-1].startswith("fit t (1,500 rows): 8 / 8 columns (100%)")
+
+
+def test_a_column_that_cannot_be_fitted_fails_the_fit(monkeypatch):
+    def broken(self, name, *args):
+        raise MemoryError(f"column {name}")
+
+    monkeypatch.setattr(CartSynthesizer, "_fit_column", broken)
+    synth = CartSynthesizer(SDTYPES, table="t", primary_key="id", seed=3, n_jobs=2)
+    with pytest.raises(MemoryError, match="column"):
+        synth.fit({"t": _table(300)})
+    assert not synth._fitted

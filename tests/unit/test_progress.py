@@ -19,6 +19,17 @@ def test_meter_reports_done_percent_and_rate_once_at_the_end():
     assert lines[-1].startswith("re-key g: 10 / 10 rows (100%)")
 
 
+def test_a_slow_stage_shows_its_rate_not_zero(monkeypatch):
+    import synth_platform.lib.progress as P
+
+    clock = iter([0.0, 400.0, 400.0])
+    monkeypatch.setattr(P.time, "perf_counter", lambda: next(clock))
+    lines: list[str] = []
+    meter = Meter(lines.append, stage="fit wide", total=100, unit="columns")
+    meter.set(100)
+    assert lines == ["fit wide: 100 / 100 columns (100%), 0.25 columns/s, 400.0 s"]
+
+
 def test_a_big_group_runs_its_tables_in_parallel_processes_and_a_small_one_here():
     calls = {"a": {"x": 1}, "b": {"x": 2}}
     assert G._in_parallel(os.getpid, {}, rows=10**9, what="w", progress=None) == {}
