@@ -63,6 +63,14 @@ DISCRETE_LEVELS = 50
 #: after numeric columns, 65 s; twice the rows of 20k took 4x).
 MAX_TREE_CLASSES = 256
 
+#: A tree splits on at most this many of the columns visited before its own (the default of
+#: ``max_predictors``): the ones a screening tree on a sample of the rows finds most useful.
+#: A tree's cost grows with its predictors, so without a limit a table's fit grows as its
+#: columns squared (measured: 100 columns x 80k rows, 470 s on one core).
+MAX_PREDICTORS = 30
+#: Rows of the sample the screening tree is fitted on.
+SCREEN_ROWS = 5_000
+
 #: Rounds of redrawing rows that equal a training row before giving up (the privacy gate then
 #: counts what is left).
 REDRAWS = 20
@@ -113,6 +121,7 @@ class _Donors:
     counts: np.ndarray  # dense leaf -> number of donors
     values: np.ndarray  # donor values grouped by leaf
     bandwidth: np.ndarray  # dense leaf -> smoothing bandwidth (0: none)
+    features: np.ndarray | None = None  # the predictor columns the tree splits on (None: all)
 
     def draw(
         self, x: np.ndarray | None, rng: np.random.Generator, n: int
@@ -121,7 +130,9 @@ class _Donors:
         if self.tree is None:
             leaves = np.zeros(n, dtype=np.int64)
         else:
-            leaves = self.leaf_of[self.tree.apply(x)]
+            leaves = self.leaf_of[
+                self.tree.apply(x if self.features is None else x[:, self.features])
+            ]
         picks = self.starts[leaves] + (rng.random(n) * self.counts[leaves]).astype(np.int64)
         return self.values[picks], leaves
 
@@ -138,9 +149,14 @@ def _silverman(values: np.ndarray) -> float:
 
 
 def _donors(
-    tree: Any, x: np.ndarray | None, y: np.ndarray, *, smooth: np.ndarray | None
+    fitted: tuple[Any, np.ndarray | None, np.ndarray | None],
+    y: np.ndarray,
+    *,
+    smooth: np.ndarray | None,
 ) -> _Donors:
-    """Group the training targets ``y`` by the leaf their row falls in."""
+    """Group the training targets ``y`` by the leaf their row falls in; ``fitted`` is what
+    :meth:`CartSynthesizer._tree` returns (tree, the predictor columns it uses, those columns)."""
+    tree, features, x = fitted
     if tree is None:
         raw = np.zeros(len(y), dtype=np.int64)
         leaf_of = np.zeros(1, dtype=np.int64)
@@ -160,7 +176,7 @@ def _donors(
         for leaf, (s, c) in enumerate(zip(starts, counts, strict=True)):
             v = values[s : s + c][smoothable[s : s + c]]
             bandwidth[leaf] = _silverman(v)
-    return _Donors(tree, leaf_of, starts, counts, values, bandwidth)
+    return _Donors(tree, leaf_of, starts, counts, values, bandwidth, features)
 
 
 def _in_sorted(values: np.ndarray, sorted_unique: np.ndarray) -> np.ndarray:
@@ -185,6 +201,8 @@ class CartSynthesizer:
         visit_order: Order in which columns are synthesized (default: categorical columns by
             increasing number of levels, then numeric and datetime columns in table order).
         seed: Seed of the trees' tie-breaking.
+        max_predictors: Columns a tree may split on, chosen among those visited before its own
+            (default :data:`MAX_PREDICTORS`; 0 or None: all of them).
         n_jobs: Threads that fit columns' trees at once (default: the cores this process may
             use, container CPU limits included). The fitted model does not depend on it.
     """
@@ -199,6 +217,7 @@ class CartSynthesizer:
         smoothing: bool = True,
         visit_order: list[str] | None = None,
         seed: int = 0,
+        max_predictors: int | None = MAX_PREDICTORS,
         n_jobs: int | None = None,
     ) -> None:
         self.sdtypes = dict(columns)
@@ -208,6 +227,7 @@ class CartSynthesizer:
         self.smoothing = smoothing
         self.visit_order = list(visit_order) if visit_order else None
         self.seed = seed
+        self.max_predictors = max_predictors
         self.n_jobs = n_jobs
         self._columns: dict[str, _Column] = {}
         self._order: list[str] = []
@@ -354,21 +374,21 @@ class CartSynthesizer:
         if col.kind == "categorical":
             # Codes run by decreasing frequency (missing is -1): keep the frequent ones.
             classes = np.minimum(y.astype(np.int64), MAX_TREE_CLASSES - 1)
-            tree = self._tree(DecisionTreeClassifier, x, classes, leaf)
-            return name, None, _donors(tree, x, y, smooth=None)
+            fitted = self._tree(DecisionTreeClassifier, x, classes, leaf)
+            return name, None, _donors(fitted, y, smooth=None)
         null_model = None
         isnull = np.isnan(y)
         if isnull.any():
-            tree = self._tree(DecisionTreeClassifier, x, isnull.astype(np.int64), leaf)
-            null_model = _donors(tree, x, isnull.astype(float), smooth=None)
+            fitted = self._tree(DecisionTreeClassifier, x, isnull.astype(np.int64), leaf)
+            null_model = _donors(fitted, isnull.astype(float), smooth=None)
         keep = ~isnull
         if not keep.any():
             return name, null_model, None
         xk = None if x is None else x[keep]
         yk = y[keep]
         smooth = ~np.isin(yk, col.point_masses) if col.smooth else None
-        tree = self._tree(DecisionTreeRegressor, xk, yk, leaf)
-        return name, null_model, _donors(tree, xk, yk, smooth=smooth)
+        fitted = self._tree(DecisionTreeRegressor, xk, yk, leaf)
+        return name, null_model, _donors(fitted, yk, smooth=smooth)
 
     def _row_hashes(self, encoded: dict[str, np.ndarray]) -> np.ndarray:
         """A 64-bit hash per row of the modelled columns (as encoded: codes and numbers)."""
@@ -377,10 +397,31 @@ class CartSynthesizer:
             return np.empty(0, dtype=np.uint64)
         return pd.util.hash_pandas_object(frame, index=False).to_numpy()
 
-    def _tree(self, cls: type, x: np.ndarray | None, y: np.ndarray, leaf: int) -> Any:
+    def _tree(
+        self, cls: type, x: np.ndarray | None, y: np.ndarray, leaf: int
+    ) -> tuple[Any, np.ndarray | None, np.ndarray | None]:
+        """A tree of ``cls`` predicting ``y`` from ``x`` (None: one leaf, all training values),
+        the predictor columns it splits on (None: all of ``x``) and those columns of ``x``."""
         if x is None or len(y) < 2 * leaf or np.unique(y).size < 2:
-            return None  # one leaf: draw from all training values
-        return cls(min_samples_leaf=leaf, random_state=self.seed).fit(x, y)
+            return None, None, x  # one leaf: draw from all training values
+        features = None
+        if self.max_predictors and x.shape[1] > self.max_predictors:
+            features = self._screen(cls, x, y, leaf)
+            x = x[:, features]
+        return cls(min_samples_leaf=leaf, random_state=self.seed).fit(x, y), features, x
+
+    def _screen(self, cls: type, x: np.ndarray, y: np.ndarray, leaf: int) -> np.ndarray:
+        """The ``max_predictors`` columns of ``x`` most useful to a tree predicting ``y``: the
+        largest impurity decreases of the same kind of tree, same leaf size, on at most
+        :data:`SCREEN_ROWS` rows (ties go to the columns visited first)."""
+        n = len(y)
+        rows = np.arange(n)
+        if n > SCREEN_ROWS:
+            rng = np.random.default_rng([self.seed, x.shape[1], n])
+            rows = np.sort(rng.choice(n, SCREEN_ROWS, replace=False))
+        screen = cls(min_samples_leaf=leaf, random_state=self.seed).fit(x[rows], y[rows])
+        best = np.argsort(-screen.feature_importances_, kind="stable")[: self.max_predictors]
+        return np.sort(best)
 
     def _key_format(self, frame: pd.DataFrame) -> dict[str, tuple[str, int]]:
         """Per id column: ("int", 0) for integer keys, else ("str", width) for text keys."""
@@ -507,4 +548,5 @@ class CartSynthesizer:
             "min_samples_leaf": self.min_samples_leaf,
             "smoothing": self.smoothing,
             "visit_order": self.visit_order,
+            "max_predictors": self.max_predictors,
         }

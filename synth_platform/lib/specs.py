@@ -128,6 +128,7 @@ class CartParameters(BaseModel):
     min_samples_leaf: _PositiveInt = None  # type: ignore[assignment]
     smoothing: StrictBool = None  # type: ignore[assignment]
     visit_order: Annotated[list[str], Field(min_length=1)] = None  # type: ignore[assignment]
+    max_predictors: _PositiveInt = None  # type: ignore[assignment]
 
 
 PARAMETER_MODELS: dict[str, type[BaseModel]] = {

@@ -294,3 +294,23 @@ def test_a_column_that_cannot_be_fitted_fails_the_fit(monkeypatch):
     with pytest.raises(MemoryError, match="column"):
         synth.fit({"t": _table(300)})
     assert not synth._fitted
+
+
+def test_a_tree_splits_on_the_most_useful_earlier_columns_only():
+    rng = np.random.default_rng(5)
+    n = 4_000
+    frame = pd.DataFrame({f"noise_{i}": rng.normal(size=n) for i in range(8)})
+    frame["driver"] = rng.normal(size=n)
+    frame["target"] = 3 * frame["driver"] + rng.normal(0, 0.3, n)
+    order = [*[f"noise_{i}" for i in range(4)], "driver", *[f"noise_{i}" for i in range(4, 8)]]
+    synth = CartSynthesizer(
+        dict.fromkeys(frame.columns, "numerical"), table="t", seed=1, max_predictors=3,
+        visit_order=[*order, "target"],
+    )  # fmt: skip
+    synth.fit(frame)
+    model = synth._value_models["target"]
+    assert len(model.features) == 3 and order.index("driver") in model.features
+    assert all(m.features is None or len(m.features) <= 3 for m in synth._value_models.values())
+    syn = synth.sample(n)["t"]
+    assert syn["target"].corr(syn["driver"]) > 0.9  # the dependence is drawn, not lost
+    assert synth.get_parameters()["max_predictors"] == 3
