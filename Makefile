@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 SCALE ?= 1.0
+# pytest-xdist workers of `make test` (each takes a whole test file; ~1.2 GB peak each).
+TEST_WORKERS ?= 2
 SYNTH_HOME ?= $(CURDIR)/.synth
 export SYNTH_HOME
 export PATH := $(CURDIR)/$(BIN):$(PATH)
@@ -37,7 +39,8 @@ test: setup  ## run the test suite
 		$(BIN)/python -m pip install -q --no-deps --target $(LAKE_DUCKDB) $(LAKE_PACKAGES) && \
 		echo "$(LAKE_PACKAGES)" > $(LAKE_DUCKDB)/.installed; } || \
 		echo "warning: could not install DuckDB 1.4.4 + duckdb-ext-*: the DuckLake tests will skip"
-	SYNTH_TEST_PINNED_DUCKDB=$(abspath $(LAKE_DUCKDB)) $(BIN)/python -m pytest -q
+	SYNTH_TEST_PINNED_DUCKDB=$(abspath $(LAKE_DUCKDB)) $(BIN)/python -m pytest -q \
+		-n $(TEST_WORKERS) --dist loadfile
 
 dev: setup  ## the Dagster UI on http://127.0.0.1:3000
 	$(BIN)/python -m bank_example.run init-home
