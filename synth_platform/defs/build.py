@@ -15,6 +15,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -70,20 +71,36 @@ def ensure_manifest(project: DbtProject) -> Path:
     project_dir = Path(project.project_dir).resolve()
     if manifest.exists() and manifest.stat().st_mtime >= _newest_source_mtime(project_dir):
         return manifest
-    args = [_dbt_executable(), "parse", "--quiet", "--target-path", str(manifest.parent)]
-    profiles_dir = _profiles_dir(project)
-    if profiles_dir:
-        args += ["--profiles-dir", str(profiles_dir)]
-    if project.profile:
-        args += ["--profile", project.profile]
-    if project.target:
-        args += ["--target", project.target]
-    proc = subprocess.run(args, cwd=project_dir, capture_output=True, text=True)
-    if proc.returncode != 0 or not manifest.exists():
-        raise ProjectError(
-            f"`dbt parse` failed in {project_dir}, so the opted-in models cannot be read; fix "
-            f"the dbt project (dbt's output follows):\n{proc.stdout[-4000:]}{proc.stderr[-4000:]}"
-        )
+    # dbt writes its files in place: parse into a folder of this call's own and move the
+    # manifest in with one rename, so that processes loading the definitions at the same time
+    # (a code server and a run worker, parallel test workers) never read a half-written one.
+    manifest.parent.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=".parse-", dir=manifest.parent))
+    try:
+        partial = manifest.parent / "partial_parse.msgpack"  # dbt's cache: parse faster
+        if partial.exists():
+            shutil.copy2(partial, scratch / partial.name)
+        args = [_dbt_executable(), "parse", "--quiet", "--target-path", str(scratch)]
+        profiles_dir = _profiles_dir(project)
+        if profiles_dir:
+            args += ["--profiles-dir", str(profiles_dir)]
+        if project.profile:
+            args += ["--profile", project.profile]
+        if project.target:
+            args += ["--target", project.target]
+        proc = subprocess.run(args, cwd=project_dir, capture_output=True, text=True)
+        parsed = scratch / manifest.name
+        if proc.returncode != 0 or not parsed.exists():
+            raise ProjectError(
+                f"`dbt parse` failed in {project_dir}, so the opted-in models cannot be read; "
+                f"fix the dbt project (dbt's output follows):\n{proc.stdout[-4000:]}"
+                f"{proc.stderr[-4000:]}"
+            )
+        if (scratch / partial.name).exists():
+            os.replace(scratch / partial.name, partial)
+        os.replace(parsed, manifest)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
     return manifest
 
 

@@ -190,3 +190,33 @@ def test_the_preload_module_imports_the_step_libraries():
         [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True
     ).stdout
     assert out.strip().splitlines()[-1] == "[]"
+
+
+def test_processes_parsing_one_dbt_project_at_once_each_read_a_whole_manifest(tmp_path):
+    # A code server and a run worker (or two test workers) load the definitions at once: each
+    # parses in a folder of its own and renames the manifest in, never reading a torn one.
+    import json
+
+    project = tmp_path / "dbt_project"
+    shutil.copytree(EXAMPLE_DBT, project, ignore=shutil.ignore_patterns("target", "logs"))
+    script = (
+        "import json, sys; from dagster_dbt import DbtProject\n"
+        "from synth_platform.defs.build import ensure_manifest\n"
+        "m = json.loads(ensure_manifest(DbtProject(sys.argv[1])).read_text())\n"
+        "print(sorted(n.split('.')[-1] for n in m['nodes'] if n.startswith('model.')))\n"
+    )
+    procs = [
+        subprocess.Popen([sys.executable, "-c", script, str(project)], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True, cwd=REPO)
+        for _ in range(2)
+    ]  # fmt: skip
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [err[-2000:] for _, err in outs]
+    models = {out.strip().splitlines()[-1] for out, _ in outs}
+    assert models == {
+        "['accounts', 'customer_summary', 'customers', 'stg_bank__accounts', "
+        "'stg_bank__customers', 'stg_bank__transactions', 'transactions']"
+    }
+    target = project / "target"
+    assert json.loads((target / "manifest.json").read_text())["nodes"]
+    assert not [p for p in target.iterdir() if p.name.startswith(".parse-")]  # cleaned up
