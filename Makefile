@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 SCALE ?= 1.0
-# pytest-xdist workers of `make test` (each takes a whole test file; ~1.2 GB peak each).
+# pytest-xdist workers of `make test` (each takes a whole test file; ~1.2 GB peak each; 0: one process).
 TEST_WORKERS ?= 2
 SYNTH_HOME ?= $(CURDIR)/.synth
 export SYNTH_HOME

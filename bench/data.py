@@ -60,6 +60,8 @@ class Columns:
 
 def wide_columns(n_columns: int = N_COLUMNS) -> tuple[Columns, set[str]]:
     """Column lists of :func:`wide_table` (first ``n_columns`` of its columns)."""
+    if not 0 < n_columns <= MAX_COLUMNS:
+        raise ValueError(f"n_columns must be in 1..{MAX_COLUMNS}, not {n_columns}")
     names = _wide_names(n_columns)[:n_columns]
     numeric = [c for c in names if c.startswith("num_")]
     datetime = [c for c in names if c.startswith("dt_")]
@@ -99,8 +101,8 @@ def wide_table(
         seed: Seed of the generator.
         distort: Apply the "synthetic" distortions.
         n_columns: Keep the first ``n_columns`` columns (every kind stays represented); past
-            56 (up to :data:`MAX_COLUMNS`), the kinds grow in proportion and the first 56
-            columns are the 56-column table's.
+            56 (up to :data:`MAX_COLUMNS`), the kinds grow in proportion; the 56-column
+            table's columns are among them with the same values, in another order.
     """
     if not 0 < n_columns <= MAX_COLUMNS:
         raise ValueError(f"n_columns must be in 1..{MAX_COLUMNS}, not {n_columns}")

@@ -303,11 +303,11 @@ def _wide_project(root: Path, n_rows: int, n_columns: int) -> Path:
     project = root / "dbt_project"
     shutil.copytree(REPO / "dbt_project", project, ignore=shutil.ignore_patterns("target", "logs"))
     source = root / "wide_source.parquet"
-    wide_table(n_rows, seed=11, n_columns=n_columns).to_parquet(source, index=False)
+    table = wide_table(n_rows, seed=11, n_columns=n_columns)
+    table.insert(0, "row_id", range(1, n_rows + 1))  # a stable key, row for row
+    table.to_parquet(source, index=False)
     marts = project / "models" / "marts"
-    (marts / "wide.sql").write_text(
-        f"select row_number() over () as row_id, * from read_parquet('{source}')\n"
-    )
+    (marts / "wide.sql").write_text(f"select * from read_parquet('{source}')\n")
     (marts / "wide.yml").write_text(
         "models:\n  - name: wide\n    config:\n      meta:\n        synthetic:\n"
         "          seed: 11\n    columns:\n      - name: row_id\n        data_tests:\n"
@@ -354,16 +354,16 @@ def _wide(quick: bool) -> str:
     """One 100-column table at 100k rows (10k with ``quick``) through the whole lifecycle."""
     n_rows, n_columns = (10_000 if quick else 100_000), 100
     root = Path(tempfile.mkdtemp(prefix="synth-wide-"))
-    project = _wide_project(root, n_rows, n_columns)
-    run = _run_job_script(root, project, "wide", "in_process", 0.1, timed=True)
     table = Table(
         ["rows", "columns", "published", "twins job (s)", "peak RSS (MiB)", "extract + split",
          "fit", "sample", "fidelity gate", "privacy gate", "validity gate", "publish",
          "fit + sample (s)", "bare fit + sample + write (s)", "ratio"]
     )  # fmt: skip
-    if "error" in run:
-        table.add([n_rows, n_columns, f"error: {run['error']}", *[float("nan")] * 12])
-    else:
+    try:  # a failed run is a row of the table, never the end of the whole benchmark
+        project = _wide_project(root, n_rows, n_columns)
+        run = _run_job_script(root, project, "wide", "in_process", 0.1, timed=True)
+        if "error" in run or run["published"] != "True":
+            raise RuntimeError(run.get("error") or "the twins job failed (see its log)")
         st = _stages(root)
         bare = _bare(root, ("wide",))
         ours = st["fit"] + st["sample + re-key"]
@@ -372,7 +372,10 @@ def _wide(quick: bool) -> str:
              st["extract + split"], st["fit"], st["sample + re-key"], st["fidelity gate"],
              st["privacy gate"], st["validity gate"], st["publish"], ours, bare, ours / bare]
         )  # fmt: skip
-    shutil.rmtree(root, ignore_errors=True)
+    except (RuntimeError, subprocess.CalledProcessError, OSError) as exc:
+        table.add([n_rows, n_columns, f"error: {str(exc)[-300:]}", *[float("nan")] * 12])
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
     return (
         table.markdown()
         + "\n\nOne opted-in dbt model over `bench.data.wide_table` (a row id, then skewed, "

@@ -18,7 +18,7 @@ from synth_platform.defs.build import build_synthetic_definitions
 from synth_platform.defs.resources import MlflowResource, SynthHomeResource, WarehouseResource
 from synth_platform.lib.publish import connect
 
-__version__ = "0.3.0"
+__version__ = "0.3.1"
 
 __all__ = [
     "MlflowResource",

@@ -79,11 +79,25 @@ _DAY_NS = 86_400 * 10**9
 _SECOND_NS = 10**9
 
 
+#: Most threads a fit starts by default: each holds a copy of its column's predictors (rows x
+#: up to ``max_predictors`` float32), and a pod with a CPU request but no limit sees every core.
+MAX_DEFAULT_THREADS = 8
+
+
 def _cpu_count() -> int:
-    """Cores this process may use: affinity and a container's CPU quota (joblib's count)."""
+    """Threads of a fit by default: ``SYNTH_CART_THREADS`` when set, else the cores this process
+    may use (affinity and a container's CPU limit: joblib's count), at most
+    :data:`MAX_DEFAULT_THREADS`."""
+    import os
+
     from joblib import cpu_count
 
-    return max(1, int(cpu_count()))
+    configured = os.environ.get("SYNTH_CART_THREADS", "").strip()
+    if configured:
+        if not configured.isdigit() or int(configured) < 1:
+            raise ValueError(f"SYNTH_CART_THREADS must be a whole number >= 1, not {configured!r}")
+        return int(configured)
+    return max(1, min(int(cpu_count()), MAX_DEFAULT_THREADS))
 
 
 def default_min_leaf(rows: int) -> int:
@@ -203,8 +217,9 @@ class CartSynthesizer:
         seed: Seed of the trees' tie-breaking.
         max_predictors: Columns a tree may split on, chosen among those visited before its own
             (default :data:`MAX_PREDICTORS`; 0 or None: all of them).
-        n_jobs: Threads that fit columns' trees at once (default: the cores this process may
-            use, container CPU limits included). The fitted model does not depend on it.
+        n_jobs: Threads that fit columns' trees at once (default: ``SYNTH_CART_THREADS``, else
+            the cores this process may use, container CPU limits included, at most
+            :data:`MAX_DEFAULT_THREADS`). The fitted model does not depend on it.
     """
 
     def __init__(
@@ -227,6 +242,8 @@ class CartSynthesizer:
         self.smoothing = smoothing
         self.visit_order = list(visit_order) if visit_order else None
         self.seed = seed
+        if n_jobs is not None and n_jobs < 1:
+            raise ValueError(f"n_jobs must be at least 1 (or None: the default), not {n_jobs}")
         self.max_predictors = max_predictors
         self.n_jobs = n_jobs
         self._columns: dict[str, _Column] = {}
@@ -308,6 +325,8 @@ class CartSynthesizer:
         from synth_platform.lib.progress import Meter
 
         frame = data[self.table] if isinstance(data, dict) else data
+        self._fitted = False  # a refit, failed or not, keeps nothing of the previous fit
+        self._null_models, self._value_models = {}, {}
         missing = [c for c in self.sdtypes if c not in frame.columns]
         if missing:
             raise ValueError(f"columns {missing} are not in the training data")
@@ -384,10 +403,9 @@ class CartSynthesizer:
         keep = ~isnull
         if not keep.any():
             return name, null_model, None
-        xk = None if x is None else x[keep]
         yk = y[keep]
         smooth = ~np.isin(yk, col.point_masses) if col.smooth else None
-        fitted = self._tree(DecisionTreeRegressor, xk, yk, leaf)
+        fitted = self._tree(DecisionTreeRegressor, x, yk, leaf, rows=np.flatnonzero(keep))
         return name, null_model, _donors(fitted, yk, smooth=smooth)
 
     def _row_hashes(self, encoded: dict[str, np.ndarray]) -> np.ndarray:
@@ -398,29 +416,48 @@ class CartSynthesizer:
         return pd.util.hash_pandas_object(frame, index=False).to_numpy()
 
     def _tree(
-        self, cls: type, x: np.ndarray | None, y: np.ndarray, leaf: int
+        self,
+        cls: type,
+        x: np.ndarray | None,
+        y: np.ndarray,
+        leaf: int,
+        rows: np.ndarray | None = None,
     ) -> tuple[Any, np.ndarray | None, np.ndarray | None]:
-        """A tree of ``cls`` predicting ``y`` from ``x`` (None: one leaf, all training values),
-        the predictor columns it splits on (None: all of ``x``) and those columns of ``x``."""
+        """A tree of ``cls`` predicting ``y`` from ``x`` (its ``rows`` only, when given: one per
+        value of ``y``), or None (one leaf: all training values); the predictor columns it
+        splits on (None: all of ``x``); and the predictors it was fitted on."""
         if x is None or len(y) < 2 * leaf or np.unique(y).size < 2:
-            return None, None, x  # one leaf: draw from all training values
+            return None, None, None  # one leaf: its draws need no predictors
         features = None
         if self.max_predictors and x.shape[1] > self.max_predictors:
-            features = self._screen(cls, x, y, leaf)
-            x = x[:, features]
-        return cls(min_samples_leaf=leaf, random_state=self.seed).fit(x, y), features, x
+            features = self._screen(cls, x, y, leaf, rows)
+        if features is None:
+            xs = x if rows is None else x[rows]
+        else:  # only the kept columns are copied, whatever the table's width
+            xs = x[:, features] if rows is None else x[np.ix_(rows, features)]
+        return cls(min_samples_leaf=leaf, random_state=self.seed).fit(xs, y), features, xs
 
-    def _screen(self, cls: type, x: np.ndarray, y: np.ndarray, leaf: int) -> np.ndarray:
+    def _screen(
+        self, cls: type, x: np.ndarray, y: np.ndarray, leaf: int, rows: np.ndarray | None
+    ) -> np.ndarray | None:
         """The ``max_predictors`` columns of ``x`` most useful to a tree predicting ``y``: the
-        largest impurity decreases of the same kind of tree, same leaf size, on at most
-        :data:`SCREEN_ROWS` rows (ties go to the columns visited first)."""
+        largest impurity decreases of the same kind of tree on at most :data:`SCREEN_ROWS`
+        rows (ties go to the columns visited first); None (every column) when that sample
+        shows no split, as for a rare class: such a tree is small, so cheap on every column."""
         n = len(y)
-        rows = np.arange(n)
+        sample = np.arange(n)
         if n > SCREEN_ROWS:
             rng = np.random.default_rng([self.seed, x.shape[1], n])
-            rows = np.sort(rng.choice(n, SCREEN_ROWS, replace=False))
-        screen = cls(min_samples_leaf=leaf, random_state=self.seed).fit(x[rows], y[rows])
-        best = np.argsort(-screen.feature_importances_, kind="stable")[: self.max_predictors]
+            sample = np.sort(rng.choice(n, SCREEN_ROWS, replace=False))
+        at = sample if rows is None else rows[sample]
+        # The full tree's leaf, up to one that still lets the sample split ~200 ways.
+        small_leaf = max(1, min(leaf, SCREEN_ROWS // 200))
+        screen = cls(min_samples_leaf=small_leaf, random_state=self.seed)
+        screen.fit(x[at], y[sample])
+        importance = screen.feature_importances_
+        if not np.any(importance > 0):
+            return None
+        best = np.argsort(-importance, kind="stable")[: self.max_predictors]
         return np.sort(best)
 
     def _key_format(self, frame: pd.DataFrame) -> dict[str, tuple[str, int]]:
@@ -470,9 +507,13 @@ class CartSynthesizer:
         """``n`` rows of the modelled columns, encoded, one column after another."""
         rng = self._rng
         encoded: dict[str, np.ndarray] = {}
+        # The columns drawn so far, as the trees take them (float32; the first i are a view).
+        predictors = np.empty((n, len(self._order)), dtype=np.float32, order="F")
         for i, name in enumerate(self._order):
+            if i:
+                predictors[:, i - 1] = encoded[self._order[i - 1]]
             col = self._columns[name]
-            x = np.column_stack([encoded[c] for c in self._order[:i]]) if i else None
+            x = predictors[:, :i] if i else None
             if col.kind == "categorical":
                 encoded[name], _ = self._value_models[name].draw(x, rng, n)
                 continue

@@ -43,8 +43,8 @@ class Meter:
         elapsed = max(time.perf_counter() - self._start, 1e-9)
         pct = 100.0 * self.done / self.total if self.total else 100.0
         rate = self.done / elapsed
-        # A slow stage (a wide table's columns) keeps two significant digits, not "0 /s".
-        shown = f"{rate:,.0f}" if rate >= 10 else f"{rate:.2g}"
+        # A slow stage (a wide table's columns) keeps its decimals, not "0 columns/s".
+        shown = f"{rate:,.0f}" if rate >= 10 else f"{rate:.2f}"
         return (
             f"{self.stage}: {self.done:,} / {self.total:,} {self.unit} ({pct:.0f}%), "
             f"{shown} {self.unit}/s, {elapsed:.1f} s"

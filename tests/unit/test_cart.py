@@ -316,3 +316,65 @@ def test_a_tree_splits_on_the_most_useful_earlier_columns_only():
     syn = synth.sample(n)["t"]
     assert syn["target"].corr(syn["driver"]) > 0.9  # the dependence is drawn, not lost
     assert synth.get_parameters()["max_predictors"] == 3
+
+
+def test_screening_above_its_sample_size_with_nulls_and_a_rare_class(monkeypatch):
+    import synth_platform.lib.cart as C
+
+    rng = np.random.default_rng(9)
+    n = 12_000  # above SCREEN_ROWS: the screen sees a sample of the rows
+    frame = pd.DataFrame({f"noise_{i}": rng.normal(size=n) for i in range(6)})
+    frame["driver"] = rng.normal(size=n)
+    target = 3 * frame["driver"] + rng.normal(0, 0.3, n)
+    target[rng.random(n) < 0.3] = np.nan  # the value tree is fitted on the non-null rows
+    frame["target"] = target
+    # One "rare" row, outside the rows the screen samples: the sample has one class, no split.
+    sample = np.random.default_rng([2, 8, n]).choice(n, C.SCREEN_ROWS, replace=False)
+    rare = np.full(n, "common", dtype=object)
+    rare[np.setdiff1d(np.arange(n), sample)[0]] = "rare"
+    frame["rare"] = rare
+    order = [*[f"noise_{i}" for i in range(6)], "driver", "target", "rare"]
+    synth = CartSynthesizer(
+        {**dict.fromkeys(order[:-1], "numerical"), "rare": "categorical"}, table="t", seed=2,
+        max_predictors=2, visit_order=order, n_jobs=2,
+    )  # fmt: skip
+    assert n > C.SCREEN_ROWS
+    synth.fit(frame)
+    value = synth._value_models["target"]
+    assert len(value.features) == 2 and order.index("driver") in value.features
+    assert synth._null_models["target"].features is not None
+    assert synth._value_models["rare"].features is None  # no split in the sample: every column
+    assert synth._value_models["rare"].tree is not None
+    syn = synth.sample(n)["t"]
+    assert syn["target"].corr(syn["driver"]) > 0.9
+    assert abs(syn["target"].isna().mean() - 0.3) < 0.03
+    # The same model with every column: the screen only drops what the trees barely use.
+    full = CartSynthesizer(synth.sdtypes, table="t", seed=2, max_predictors=None, visit_order=order)
+    full.fit(frame)
+    assert full._value_models["target"].features is None
+
+
+def test_thread_count_is_validated_and_configurable(monkeypatch):
+    import synth_platform.lib.cart as C
+
+    with pytest.raises(ValueError, match="n_jobs"):
+        CartSynthesizer(SDTYPES, table="t", n_jobs=-1)
+    monkeypatch.setenv("SYNTH_CART_THREADS", "3")
+    assert C._cpu_count() == 3
+    monkeypatch.setenv("SYNTH_CART_THREADS", "many")
+    with pytest.raises(ValueError, match="SYNTH_CART_THREADS"):
+        C._cpu_count()
+    monkeypatch.delenv("SYNTH_CART_THREADS")
+    assert 1 <= C._cpu_count() <= C.MAX_DEFAULT_THREADS
+
+
+def test_a_refit_keeps_nothing_of_the_previous_fit():
+    with_nulls = _table(800, seed=1)
+    synth = CartSynthesizer(SDTYPES, table="t", primary_key="id", seed=3, n_jobs=1)
+    synth.fit({"t": with_nulls})
+    assert "income" in synth._null_models
+    synth.fit({"t": with_nulls.assign(income=with_nulls.income.fillna(1.0))})
+    assert "income" not in synth._null_models
+    with pytest.raises(ValueError, match="not in the training data"):
+        synth.fit({"t": with_nulls.drop(columns="income")})
+    assert not synth._fitted

@@ -28,6 +28,8 @@ def test_a_slow_stage_shows_its_rate_not_zero(monkeypatch):
     meter = Meter(lines.append, stage="fit wide", total=100, unit="columns")
     meter.set(100)
     assert lines == ["fit wide: 100 / 100 columns (100%), 0.25 columns/s, 400.0 s"]
+    monkeypatch.undo()
+    assert "0.00 columns/s" in Meter(None, stage="s", total=1, unit="columns").line()
 
 
 def test_a_big_group_runs_its_tables_in_parallel_processes_and_a_small_one_here():
