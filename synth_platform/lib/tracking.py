@@ -134,11 +134,42 @@ def experiment_of(*, tracking_uri: str, run_id: str) -> str:
     return _run_info(tracking_uri, run_id).experiment_id
 
 
+@functools.cache
+def _store_ready(tracking_uri: str) -> None:
+    """Open a SQLite store under an exclusive lock beside its database, once per process.
+
+    The first process to open a new store creates its tables by running MLflow's alembic
+    migrations. Two step processes doing that at once (the multiprocess executor's first
+    synthesizers in a fresh home) fail: "Online migration expected to match one row", "duplicate
+    column name" (4 of 4 tries with 3 processes here). A server URI migrates on its own side.
+    """
+    if not tracking_uri.startswith("sqlite:///"):
+        return
+    import fcntl
+
+    database = Path(tracking_uri[len("sqlite:///") :])
+    database.parent.mkdir(parents=True, exist_ok=True)
+    with open(database.with_name(database.name + ".init-lock"), "a+") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            client = MlflowClient(tracking_uri=tracking_uri)
+            client.search_experiments(max_results=1)  # the tracking store: creates the tables
+            client.search_registered_models(max_results=1)  # the registry store, same database
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _client(tracking_uri: str) -> MlflowClient:
+    """A client of ``tracking_uri``, its store opened safely (:func:`_store_ready`)."""
+    _store_ready(tracking_uri)
+    return MlflowClient(tracking_uri=tracking_uri)
+
+
 @functools.lru_cache(maxsize=1024)
 def _run_info(tracking_uri: str, run_id: str) -> Any:
     """A run's experiment and artifact root, which never change: each process asks the
     tracking store once per run, not once per link or report."""
-    return MlflowClient(tracking_uri=tracking_uri).get_run(run_id).info
+    return _client(tracking_uri).get_run(run_id).info
 
 
 def log_training(
@@ -232,7 +263,7 @@ def _table_run(
     """An MLflow run in the table's experiment with its params, tags and metrics logged;
     yields ``(run, experiment id)`` for more logging inside."""
     with _tracking_uri(tracking_uri):
-        client = MlflowClient(tracking_uri=tracking_uri)
+        client = _client(tracking_uri)
         exp_id = _experiment(
             client, f"synth_platform/{table}", artifact_root, tracking_uri=tracking_uri
         )
@@ -294,7 +325,7 @@ def log_run_artifact(
     artifact_path: str = "gates",
 ) -> str:
     """Attach a JSON/HTML report (and metrics) to an existing run; returns its artifact URI."""
-    client = MlflowClient(tracking_uri=tracking_uri)
+    client = _client(tracking_uri)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / name
         text = payload if isinstance(payload, str) else json.dumps(payload, indent=2, default=str)

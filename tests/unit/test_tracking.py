@@ -94,3 +94,25 @@ def test_a_gate_report_lands_on_its_run_with_every_metric(tmp_path):
         k: v for k, v in metrics.items() if k != "gate.fidelity.x"
     }
     assert math.isnan(logged["gate.fidelity.x"])
+
+
+def _open_store(uri: str) -> None:  # in a spawned process
+    from synth_platform.lib.tracking import _client
+
+    client = _client(uri)
+    client.search_registered_models(max_results=1)
+
+
+def test_processes_opening_a_new_sqlite_store_at_once_all_succeed(tmp_path):
+    # The multiprocess executor's first synthesizers open a fresh home's store together; without
+    # the lock their alembic migrations collide (4 of 4 tries with 3 processes failed).
+    import multiprocessing
+
+    uri = f"sqlite:///{tmp_path / 'mlflow' / 'mlflow.db'}"
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_open_store, args=(uri,)) for _ in range(3)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(timeout=300)
+    assert [p.exitcode for p in procs] == [0, 0, 0]
