@@ -40,6 +40,7 @@ MLflow model and the group re-keying use it unchanged.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
@@ -84,12 +85,10 @@ _SECOND_NS = 10**9
 MAX_DEFAULT_THREADS = 8
 
 
-def _cpu_count() -> int:
+def _default_threads() -> int:
     """Threads of a fit by default: ``SYNTH_CART_THREADS`` when set, else the cores this process
     may use (affinity and a container's CPU limit: joblib's count), at most
     :data:`MAX_DEFAULT_THREADS`."""
-    import os
-
     from joblib import cpu_count
 
     configured = os.environ.get("SYNTH_CART_THREADS", "").strip()
@@ -352,7 +351,7 @@ class CartSynthesizer:
         )
         # Each column's trees depend on the training data only, not on other trees: they are
         # fitted in threads (scikit-learn builds a tree without the GIL), the widest first.
-        workers = max(1, min(self.n_jobs or _cpu_count(), len(self._order)))
+        workers = max(1, min(self.n_jobs or _default_threads(), len(self._order)))
         with ThreadPoolExecutor(workers, thread_name_prefix="cart-fit") as pool:
             futures = [
                 pool.submit(self._fit_column, name, predictors[:, :i] if i else None,

@@ -360,12 +360,12 @@ def test_thread_count_is_validated_and_configurable(monkeypatch):
     with pytest.raises(ValueError, match="n_jobs"):
         CartSynthesizer(SDTYPES, table="t", n_jobs=-1)
     monkeypatch.setenv("SYNTH_CART_THREADS", "3")
-    assert C._cpu_count() == 3
+    assert C._default_threads() == 3
     monkeypatch.setenv("SYNTH_CART_THREADS", "many")
     with pytest.raises(ValueError, match="SYNTH_CART_THREADS"):
-        C._cpu_count()
+        C._default_threads()
     monkeypatch.delenv("SYNTH_CART_THREADS")
-    assert 1 <= C._cpu_count() <= C.MAX_DEFAULT_THREADS
+    assert 1 <= C._default_threads() <= C.MAX_DEFAULT_THREADS
 
 
 def test_a_refit_keeps_nothing_of_the_previous_fit():
