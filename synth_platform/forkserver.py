@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import gc
 import inspect
 import os
 import sys
@@ -41,7 +42,7 @@ import traceback
 from collections.abc import Callable, Iterator
 from typing import TypeVar
 
-__all__ = ["built_once_per_forkserver", "in_forkserver"]
+__all__ = ["built_once_per_forkserver", "freeze_before_fork", "in_forkserver"]
 
 T = TypeVar("T")
 
@@ -83,10 +84,36 @@ def built_once_per_forkserver(fn: Callable[[], T]) -> Callable[[], T]:
                 resolve()
         built.append(result)
 
-    if not _PENDING:
-        os.register_at_fork(before=_build_pending)
     _PENDING.append(build_in_server)
+    freeze_before_fork()
     return shared
+
+
+def freeze_before_fork() -> None:
+    """In a forkserver: before each fork, build what :func:`built_once_per_forkserver`
+    registered, then move every object the server holds out of the garbage collector's reach
+    (:func:`gc.freeze`), so that a collection in a forked step does not walk them. Elsewhere:
+    nothing. Called by :mod:`synth_platform.preload` and by the decorator; idempotent.
+
+    Why: a step process inherits the server's ~0.9 million objects (the preloaded libraries).
+    Its first full collection walked every one of them, writing to each object's header, and
+    so copied most of the server's memory into the step: 0.56 s of CPU and 59,546 page faults
+    per forked process, against 0.001 s and 805 with the objects frozen (measured after
+    importing :mod:`synth_platform.preload` on 2 cores). This is what the ``gc.freeze``
+    documentation recommends before ``fork()`` without ``exec()``."""
+    global _HOOKED
+    if _HOOKED or not in_forkserver():
+        return
+    os.register_at_fork(before=_before_fork)
+    _HOOKED = True
+
+
+_HOOKED = False
+
+
+def _before_fork() -> None:
+    _build_pending()
+    gc.freeze()
 
 
 def _build_pending() -> None:

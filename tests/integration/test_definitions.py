@@ -1,5 +1,7 @@
 """Snapshot of the asset graph: catches accidental renames of assets, groups and checks."""
 
+import json
+import os
 import shutil
 import subprocess
 import sys
@@ -179,23 +181,44 @@ def test_building_the_definitions_imports_none_of_the_step_libraries(tmp_path):
     assert out.strip().splitlines()[-1] == "[]"
 
 
-def test_the_preload_module_imports_the_step_libraries():
+def test_steps_forked_from_a_preloading_server_start_with_the_libraries_and_frozen_objects(
+    tmp_path,
+):
+    # As Dagster's multiprocess executor does with `preload_modules: [synth_platform.preload]`:
+    # the forked step has the step libraries, and the server froze its objects before forking,
+    # so the step's garbage collector does not walk (and copy) them (0.56 s a step before).
     code = (
-        "import sys, synth_platform.preload\n"
-        "print(sorted(m for m in ('great_expectations', 'sdmetrics', 'sklearn.tree', "
-        "'mlflow.store.tracking.sqlalchemy_store', 'synth_platform.lib.group') "
-        "if m not in sys.modules))\n"
+        "import gc, json, multiprocessing, sys\n"
+        "def child(queue):\n"
+        "    queue.put(json.dumps({'missing': sorted(m for m in ('great_expectations', "
+        "'sdmetrics', 'sklearn.tree', 'mlflow.store.tracking.sqlalchemy_store', "
+        "'synth_platform.lib.group') if m not in sys.modules), "
+        "'frozen': gc.get_freeze_count()}))\n"
+        "if __name__ == '__main__':\n"
+        "    ctx = multiprocessing.get_context('forkserver')\n"
+        "    ctx.set_forkserver_preload(['synth_platform.preload'])\n"
+        "    queue = ctx.Queue()\n"
+        "    p = ctx.Process(target=child, args=(queue,))\n"
+        "    p.start()\n"
+        "    print(queue.get(timeout=120))\n"
+        "    p.join()\n"
+        "    print(json.dumps({'here': gc.get_freeze_count()}))\n"
     )
+    script = tmp_path / "preloaded.py"
+    script.write_text(code)
     out = subprocess.run(
-        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True
-    ).stdout
-    assert out.strip().splitlines()[-1] == "[]"
+        [sys.executable, str(script)], cwd=REPO, capture_output=True, text=True, check=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=300,
+    ).stdout  # fmt: skip
+    step, here = (json.loads(line) for line in out.strip().splitlines()[-2:])
+    assert step["missing"] == []
+    assert step["frozen"] > 100_000  # the preloaded libraries' objects
+    assert here["here"] == 0  # only a forkserver freezes: not the process that started it
 
 
 def test_processes_parsing_one_dbt_project_at_once_each_read_a_whole_manifest(tmp_path):
     # A code server and a run worker (or two test workers) load the definitions at once: each
     # parses in a folder of its own and renames the manifest in, never reading a torn one.
-    import json
 
     project = tmp_path / "dbt_project"
     shutil.copytree(EXAMPLE_DBT, project, ignore=shutil.ignore_patterns("target", "logs"))

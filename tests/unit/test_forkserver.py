@@ -10,7 +10,7 @@ import pytest
 from synth_platform.forkserver import built_once_per_forkserver, in_forkserver
 
 PROBE = """
-import os
+import gc, os
 from synth_platform.forkserver import built_once_per_forkserver
 
 ATTEMPTS = []
@@ -20,7 +20,11 @@ def defs():
     ATTEMPTS.append(os.getpid())
     if os.environ.get("PROBE_FAIL_FIRST") and len(ATTEMPTS) == 1:
         raise RuntimeError("the first build fails")
-    return {"built_in": os.getpid()}
+    return {"built_in": os.getpid(), "box": []}  # a list: the garbage collector tracks it
+
+def frozen(obj):
+    # Tracked by the collector but in none of its three generations: in the frozen one.
+    return gc.is_tracked(obj) and not any(o is obj for g in range(3) for o in gc.get_objects(g))
 
 def child(queue):
     if os.environ.get("PROBE_PINNED"):  # as a run launched from a code server that pins state
@@ -35,7 +39,8 @@ def child(queue):
             got = defs()
     else:
         got = defs()
-    queue.put({"pid": os.getpid(), "built_in": got["built_in"], "attempts": list(ATTEMPTS)})
+    queue.put({"pid": os.getpid(), "built_in": got["built_in"], "attempts": list(ATTEMPTS),
+               "frozen_objects": gc.get_freeze_count(), "build_frozen": frozen(got)})
 """
 
 RUN = """
@@ -91,6 +96,17 @@ def test_steps_forked_from_one_server_share_what_it_built_once(tmp_path):
     (built_in,) = server
     assert built_in not in {run["me"], *(c["pid"] for c in children)}  # in the server
     assert all(c["attempts"] == [built_in] for c in children)  # no child built it again
+
+
+def test_the_server_freezes_its_objects_before_each_fork_the_build_included(tmp_path):
+    # A forked step's garbage collector must not walk (and so copy) the server's objects: the
+    # server froze them, and it built the definitions first, so they are frozen too.
+    children = _run(tmp_path)["children"]
+    assert all(c["frozen_objects"] > 1000 for c in children)
+    assert all(c["build_frozen"] for c in children)
+    # A step that built its own (the server's build failed) has it unfrozen, as it should.
+    rebuilt = _run(tmp_path, PROBE_FAIL_FIRST="1")["children"]
+    assert all(c["frozen_objects"] > 1000 and not c["build_frozen"] for c in rebuilt)
 
 
 def test_a_build_that_fails_in_the_server_is_built_by_each_step(tmp_path):
