@@ -520,8 +520,12 @@ def sample_group(
         rekey_seconds = time.perf_counter() - rekey_start
         if tamper is not None:
             frames = tamper(frames)
-        for t in children(group) if tamper is None else group.tables:
-            out[t] = lifecycle.replace_candidate(home=home, table=t, frame=frames[t])
+        if tamper is not None:  # anything may have changed
+            for t in group.tables:
+                out[t] = lifecycle.replace_candidate(home=home, table=t, frame=frames[t])
+        for t in children(group) if tamper is None else ():
+            keys = [r.child_column for r in group.relationships if r.child == t]
+            out[t] = lifecycle.replace_candidate(home=home, table=t, frame=frames[t], columns=keys)
     _write_json(
         paths.candidate,
         {

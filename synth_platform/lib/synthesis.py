@@ -86,7 +86,7 @@ def model_column(s: pd.Series) -> pd.Series:
             s = s.dt.tz_convert("UTC").dt.tz_localize(None)
         return s.astype("datetime64[ns]")
     if kind == "numerical" and pd.api.types.is_object_dtype(s):
-        return s.map(float, na_action="ignore").astype("float64")
+        return s.astype("float64")  # Decimal objects (None: NaN), in C: 0.14 s per 800k by map
     return s
 
 

@@ -68,3 +68,16 @@ def test_a_format_with_too_few_free_codes_widens_and_says_so():
     assert keys.widened and len(set(keys.values)) == 40
     assert not set(keys.values) & set(real)
     assert all(re.fullmatch(r"[A-Z][0-9]+", k) for k in keys.values)
+
+
+def test_integer_keys_are_the_same_drawn_against_a_mask_or_by_search(monkeypatch):
+    import synth_platform.lib.keys as K
+
+    taken = list(range(1, 10_001, 97))
+    fmt = K.KeyFormat(kind="int", low=1, high=10_000)
+    monkeypatch.setattr(K, "_MASK_MAX", 10**6)  # the range fits: a mask of the free integers
+    masked = fmt.generate(500, seed=4, forbidden=taken)
+    monkeypatch.setattr(K, "_MASK_MAX", 0)  # 20,000 integers > 8 per key: np.isin
+    searched = fmt.generate(500, seed=4, forbidden=taken)
+    assert list(masked.values) == list(searched.values)
+    assert len(set(masked.values)) == 500 and not set(masked.values) & set(taken)

@@ -77,3 +77,22 @@ def test_missing_empty_and_unsupported_tables_get_clear_errors(tmp_path):
         read_real_table(warehouse=wh, relation="main.blobby", table="blobby")
     assert list(read_real_table(warehouse=wh, relation="main.blobby", table="blobby",
                                 exclude=("b", "c")).columns) == ["a"]  # fmt: skip
+
+
+def test_value_kind_of_object_columns_needs_every_value_of_one_kind():
+    import datetime as dt
+    from decimal import Decimal
+
+    from synth_platform.lib.metadata import value_kind
+
+    def kind(values):
+        return value_kind(pd.Series(values, dtype=object))
+
+    assert kind([True, None, False]) == "boolean"
+    assert kind([Decimal("1.5"), None, Decimal("2")]) == "numerical"
+    assert kind([dt.date(2020, 1, 1), None, dt.datetime(2020, 1, 2), pd.Timestamp(0)]) == "datetime"
+    assert kind(["a", None]) == kind([None, None]) == kind([]) == "text"
+    # A first value of one kind is not enough: the rest are read.
+    assert kind([Decimal("1"), Decimal("2"), "x"]) == "text"
+    assert kind([True, 1]) == kind([dt.date(2020, 1, 1), "2020-01-02"]) == "text"
+    assert kind([None, "x", Decimal("1")]) == "text"

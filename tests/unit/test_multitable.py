@@ -861,3 +861,31 @@ def test_counts_are_placed_on_the_synthetic_parents_most_like_their_real_ones() 
             np.random.default_rng(seed),
         )  # fmt: skip
         assert few.sum() > 0 and (few > 0).sum() <= 3
+
+
+@pytest.mark.parametrize("shape", [(0, 3), (1, 2), (500, 1), (4000, 3), (4000, 6)])
+def test_unique_rows_are_numpys_unique_rows(shape):
+    from synth_platform.lib.multitable import _unique_rows
+
+    rng = np.random.default_rng(shape[0] + shape[1])
+    points = np.round(rng.normal(size=shape), 1)  # many ties
+    if shape[0]:
+        points[::7, 0] = -0.0
+        points[::11, 0] = 0.0
+    distinct, inverse = _unique_rows(points)
+    want, want_inverse = np.unique(points, axis=0, return_inverse=True)
+    assert np.array_equal(distinct, want)
+    assert np.array_equal(inverse, want_inverse.reshape(-1))
+    assert np.array_equal(distinct[inverse], points)
+
+
+def test_datetimes_as_numbers_are_utc_nanoseconds_whatever_the_unit_or_zone():
+    from synth_platform.lib.multitable import _as_float
+
+    naive = pd.Series(pd.to_datetime(["2020-03-29 01:30:00.0", None, "1969-12-31 23:59:59.5"]))
+    want = np.array([1585445400e9, np.nan, -0.5e9])
+    cases = [naive, naive.astype("datetime64[us]"), naive.astype("datetime64[ms]"),
+             naive.dt.tz_localize("UTC").dt.tz_convert("America/New_York"),
+             naive.astype(object)]  # fmt: skip
+    for values in cases:
+        assert np.array_equal(_as_float(values, datetime=True), want, equal_nan=True), values
