@@ -386,7 +386,7 @@ def rekey_children(
         ValueError: A synthetic parent has no keys but its child has rows that need one.
     """
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), 0x6B657973]))
-    out = {t: synthetic[t].reset_index(drop=True).copy() for t in group.tables}
+    out = {t: synthetic[t].reset_index(drop=True) for t in group.tables}  # new frames
     total = sum(len(out[r.child]) for r in group.relationships)
     done = 0
 
@@ -525,6 +525,11 @@ class _ProfileSpace:
     axes: np.ndarray
 
     @property
+    def columns(self) -> tuple[str, ...]:
+        """The columns the coordinates read."""
+        return (*(c for c, *_ in self.numeric), *(c for c, _ in self.categorical))
+
+    @property
     def width(self) -> int:
         """Columns of the encoding (before the projection)."""
         return 2 * len(self.numeric) + sum(len(c) for _, c in self.categorical)
@@ -548,7 +553,7 @@ class _ProfileSpace:
             out += missing[:, None] * axes[at + 1]
             at += 2
         for c, categories in self.categorical:
-            codes = categories.get_indexer(frame[c].astype(str))
+            codes = categories.get_indexer(_as_text(frame[c]))
             present = codes >= 0
             out[present] += axes[at + codes[present]] / np.sqrt(2)
             at += len(categories)
@@ -574,7 +579,7 @@ def _profile_space(
     for c in meta.categorical:
         if c in exclude:
             continue
-        counts = real[c].astype(str).value_counts()
+        counts = _as_text(real[c]).value_counts()
         if len(counts) > _MAX_CATEGORIES:
             ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
             counts = counts.loc[[name for name, _ in ranked[:_MAX_CATEGORIES]]]
@@ -639,6 +644,18 @@ def _canonical_spaces(
         _ProfileSpace(child.numeric, child.categorical, x_center, x_axes),
         _ProfileSpace(parent.numeric, parent.categorical, y_center, y_axes),
     )
+
+
+def _as_text(values: pd.Series) -> pd.Series:
+    """Categories as text (a missing value as ``"nan"`` / ``"None"``, a category of its own);
+    a column of strings only, without nulls, as it is (``astype(str)`` copied it value by
+    value: ~0.1 s per 1M)."""
+    if (
+        pd.api.types.is_object_dtype(values)
+        and pd.api.types.infer_dtype(values, skipna=False) == "string"
+    ):
+        return values
+    return values.astype(str)
 
 
 def _as_float(values: pd.Series, *, datetime: bool) -> np.ndarray:
@@ -828,7 +845,7 @@ def _matched_parents(
     spare_at = np.array([len(spare) - 1], dtype=np.int64)
     order = rng.permutation(len(keyed))
     out = np.empty(len(keyed), dtype=np.int64)
-    child_rows = synthetic[r.child].iloc[keyed]
+    child_rows = synthetic[r.child][list(child_space.columns)].iloc[keyed]  # what is compared
     slot_of_child = slot_of_child.reshape(-1).astype(np.int64)
     for lo in range(0, len(order), _CHUNK_ROWS):
         rows = order[lo : lo + _CHUNK_ROWS]
