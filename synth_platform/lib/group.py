@@ -523,9 +523,12 @@ def sample_group(
         if tamper is not None:  # anything may have changed
             for t in group.tables:
                 out[t] = lifecycle.replace_candidate(home=home, table=t, frame=frames[t])
-        for t in children(group) if tamper is None else ():
-            keys = [r.child_column for r in group.relationships if r.child == t]
-            out[t] = lifecycle.replace_candidate(home=home, table=t, frame=frames[t], columns=keys)
+        else:  # only the children's foreign keys did
+            for t in children(group):
+                keys = [r.child_column for r in group.relationships if r.child == t]
+                out[t] = lifecycle.replace_candidate(
+                    home=home, table=t, frame=frames[t], columns=keys
+                )
     _write_json(
         paths.candidate,
         {
