@@ -118,8 +118,9 @@ class SyntheticTwinsComponent(dg.Component, dg.Model, dg.Resolvable):
     job_executor: Literal["forkserver"] | None = Field(
         default=None,
         description="`forkserver`: the refresh job runs on Dagster's multiprocess executor with "
-        "its steps forked from a server that preloaded synth_platform's libraries (a no-op "
-        "refresh of 6 tables: 25 s instead of 52 s). Default: your Definitions' executor.",
+        "its steps forked from a server that preloaded your code location's module and "
+        "synth_platform's libraries (a no-op refresh of 6 tables: 25 s instead of 52 s). "
+        "Default: your Definitions' executor.",
     )
 
     def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:

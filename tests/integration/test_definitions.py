@@ -101,18 +101,39 @@ def test_refresh_job_leaves_the_dbt_models_to_their_own_job_unless_asked(tmp_pat
     assert (twins | {"bank/customers", "stg_bank__customers"}) | default <= upstream
 
 
-def test_the_refresh_job_can_fork_its_steps_from_a_preloaded_server(tmp_path):
+def forkserver_refresh_job() -> dg.JobDefinition:
+    """The example's refresh job with `job_executor: forkserver` (`dg.reconstructable`: by
+    module, as a code location loaded from a module is)."""
+    defs = example_definitions(home=os.environ["SYNTH_HOME"], job_executor="forkserver")
+    return defs.resolve_job_def(REFRESH_JOB)
+
+
+def test_the_refresh_job_can_fork_its_steps_from_a_preloaded_server(tmp_path, monkeypatch):
     """`job_executor: forkserver` gives the refresh job Dagster's multiprocess executor with
-    `synth_platform.preload` in its forkserver; by default the job takes the Definitions'
-    executor (the example's tests: in-process)."""
+    its steps forked from a server that preloaded the job's own module (what Dagster preloads
+    by default: a `built_once_per_forkserver` definitions function there is built once) and
+    `synth_platform.preload`; by default the job takes the Definitions' executor (the
+    example's tests: in-process)."""
     default = example_definitions(home=tmp_path).resolve_job_def(REFRESH_JOB)
     assert default.executor_def.name == "in_process"
-    job = example_definitions(home=tmp_path, job_executor="forkserver").resolve_job_def(REFRESH_JOB)
+    monkeypatch.setenv("SYNTH_HOME", str(tmp_path))
+    job = forkserver_refresh_job()
     assert job.executor_def.name == "synth_multiprocess_preloaded"
-    resolved = dg.validate_run_config(job, {})["execution"]["synth_multiprocess_preloaded"]
-    assert resolved["start_method"] == {
-        "forkserver": {"preload_modules": ["synth_platform.preload"]}
-    }
+    recon = dg.reconstructable(forkserver_refresh_job)
+
+    def created(run_config: dict):
+        config = dg.validate_run_config(job, {"execution": {"config": run_config}})
+        init = dg.InitExecutorContext(
+            job=recon, executor_def=job.executor_def, instance=dg.DagsterInstance.ephemeral(),
+            executor_config=config["execution"]["synth_multiprocess_preloaded"],
+        )  # fmt: skip
+        executor = job.executor_def.executor_creation_fn(init)
+        return executor._start_method, executor._explicit_forkserver_preload  # noqa: SLF001
+
+    assert created({}) == ("forkserver", [__name__, "synth_platform.preload"])
+    listed = {"start_method": {"forkserver": {"preload_modules": ["mine"]}}}
+    assert created(listed) == ("forkserver", ["mine"])  # the run config's list, as it is
+    assert created({"start_method": {"spawn": {}}})[0] == "spawn"
 
 
 def test_factory_names_an_unknown_selected_model(tmp_path):

@@ -63,10 +63,13 @@ def k8s_blocks() -> tuple[dict, dict]:
 
 
 def refresh_job(*, home: str, tracking_uri: str) -> dg.JobDefinition:
-    """The example's refresh of one twin on the multiprocess executor. Every step process
-    rebuilds it from these arguments (`dg.build_reconstructable_job`)."""
-    defs = example_definitions(home=home, mlflow_tracking_uri=tracking_uri, select=[TABLE])
-    return defs.resolve_job_def(REFRESH_JOB).with_executor_def(dg.multiprocess_executor)
+    """The example's refresh of one twin on the multiprocess executor (`job_executor:
+    forkserver`). Every step process rebuilds it from these arguments
+    (`dg.build_reconstructable_job`)."""
+    defs = example_definitions(
+        home=home, mlflow_tracking_uri=tracking_uri, select=[TABLE], job_executor="forkserver"
+    )
+    return defs.resolve_job_def(REFRESH_JOB)
 
 
 @pytest.fixture(scope="module")
