@@ -889,3 +889,36 @@ def test_datetimes_as_numbers_are_utc_nanoseconds_whatever_the_unit_or_zone():
              naive.astype(object)]  # fmt: skip
     for values in cases:
         assert np.array_equal(_as_float(values, datetime=True), want, equal_nan=True), values
+
+
+def test_rekeying_leaves_its_inputs_untouched_whatever_their_index(
+    bank: dict[str, pd.DataFrame], group
+) -> None:
+    # The output shares the columns it does not replace with the input frames (no copy of a
+    # 1M-row table); the inputs keep their keys, and an input indexed otherwise than 0..n-1
+    # gives the same keys as one that is.
+    models = {m.name: m for m in _bank_models()}
+    profiles = {
+        t: derive_metadata(
+            data=bank[t], model=models[t],
+            foreign_keys=tuple(r.child_column for r in group.relationships if r.child == t),
+        )[0]
+        for t in group.tables
+    }  # fmt: skip
+    synthetic = _independent_synthetic(bank, 3)
+    for r in group.relationships:  # stale keys, as a sampled child has, to be replaced
+        synthetic[r.child] = synthetic[r.child].assign(**{r.child_column: -1})
+    before = {t: frame.copy() for t, frame in synthetic.items()}
+    out = rekey_children(group=group, real=bank, synthetic=synthetic, seed=2, profiles=profiles)
+    for t in group.tables:
+        pd.testing.assert_frame_equal(synthetic[t], before[t])
+    for r in group.relationships:  # the keys changed, in the output only
+        assert (synthetic[r.child][r.child_column] == -1).all()
+        assert out[r.child][r.child_column].isin(out[r.parent][r.parent_column]).all()
+    shifted = {t: frame.set_axis(frame.index * 7 + 3) for t, frame in before.items()}
+    again = rekey_children(group=group, real=bank, synthetic=shifted, seed=2, profiles=profiles)
+    for t in group.tables:
+        assert isinstance(again[t].index, pd.RangeIndex) and again[t].index.start == 0
+        pd.testing.assert_frame_equal(again[t], out[t])
+        if set(out[t].columns) == set(bank[t].columns):
+            assert list(out[t].columns) == list(bank[t].columns)
