@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -324,15 +325,20 @@ def test_cross_table_trends_see_lost_correlations() -> None:
     assert card.score > 0.9 and card.synthetic_mean == pytest.approx(card.real_mean)
 
 
-def test_matched_rekeying_keeps_demo_dependencies(bank: dict[str, pd.DataFrame], group) -> None:
+def _bank_profiles(bank: dict[str, pd.DataFrame], group: TableGroup) -> dict[str, Any]:
+    """The demo tables' metadata, foreign keys marked: what matched re-keying compares."""
     models = {m.name: m for m in _bank_models()}
-    profiles = {
+    return {
         t: derive_metadata(
             data=bank[t], model=models[t],
             foreign_keys=tuple(r.child_column for r in group.relationships if r.child == t),
         )[0]
         for t in group.tables
     }  # fmt: skip
+
+
+def test_matched_rekeying_keeps_demo_dependencies(bank: dict[str, pd.DataFrame], group) -> None:
+    profiles = _bank_profiles(bank, group)
     synthetic = _independent_synthetic(bank, 2)
     random_keys = rekey_children(group=group, real=bank, synthetic=synthetic, seed=4)
     matched = rekey_children(group=group, real=bank, synthetic=synthetic, seed=4, profiles=profiles)
@@ -897,14 +903,7 @@ def test_rekeying_leaves_its_inputs_untouched_whatever_their_index(
     # The output shares the columns it does not replace with the input frames (no copy of a
     # 1M-row table); the inputs keep their keys, and an input indexed otherwise than 0..n-1
     # gives the same keys as one that is.
-    models = {m.name: m for m in _bank_models()}
-    profiles = {
-        t: derive_metadata(
-            data=bank[t], model=models[t],
-            foreign_keys=tuple(r.child_column for r in group.relationships if r.child == t),
-        )[0]
-        for t in group.tables
-    }  # fmt: skip
+    profiles = _bank_profiles(bank, group)
     synthetic = _independent_synthetic(bank, 3)
     for r in group.relationships:  # stale keys, as a sampled child has, to be replaced
         synthetic[r.child] = synthetic[r.child].assign(**{r.child_column: -1})
