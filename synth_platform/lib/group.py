@@ -518,9 +518,8 @@ def sample_group(
             progress=meter.set,
         )
         rekey_seconds = time.perf_counter() - rekey_start
-        if tamper is not None:
-            frames = tamper(frames)
         if tamper is not None:  # anything may have changed
+            frames = tamper(frames)
             for t in group.tables:
                 out[t] = lifecycle.replace_candidate(home=home, table=t, frame=frames[t])
         else:  # only the children's foreign keys did

@@ -165,6 +165,11 @@ def _patterns(keys: list[str]) -> tuple[_Pattern, ...]:
     return tuple(sorted(out, key=lambda p: (-p.weight, p.alphabets)))
 
 
+#: Integer keys are drawn against a mask of the free integers when their range has at most
+#: this many (or 8 per key): 16 MB.
+_MASK_MAX = 16_000_000
+
+
 def _integers(
     n: int, low: int, high: int, forbidden: Collection[object], rng: np.random.Generator
 ) -> Keys:
@@ -200,11 +205,6 @@ def _integers(
             draw = draw[~np.isin(draw, taken) & ~np.isin(draw, out)][: n - len(out)]
         out = np.concatenate([out, draw])
     return Keys(np.sort(out), widened)
-
-
-#: Integer keys are drawn against a mask of the free integers when their range has at most
-#: this many (or 8 per key): 16 MB.
-_MASK_MAX = 16_000_000
 
 
 def _codes(

@@ -467,8 +467,8 @@ def rekey_children(
 def _own_frame(frame: pd.DataFrame) -> pd.DataFrame:
     """A frame whose columns :func:`rekey_children` may replace without touching ``frame``,
     indexed ``0..n-1``: a shallow copy when ``frame`` already is (a column is only ever
-    replaced, never written into), else ``reset_index``. Copying every column took ~0.3 s at
-    1M transactions."""
+    replaced, never written into), else ``reset_index``. A full copy of the 1M-row
+    transactions took 0.02 s warm, 0.3 s in a profiled run."""
     index = frame.index
     if isinstance(index, pd.RangeIndex) and index.start == 0 and index.step == 1:
         return frame.copy(deep=False)
