@@ -31,9 +31,10 @@ import functools
 import json
 import multiprocessing
 import os
+import threading
 import time
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -320,17 +321,11 @@ def train_group(
     runs: dict[str, str] = {}
     start = time.perf_counter()
     if strategy == "independent":
-        # The fits are pure and CPU-bound: big groups fit their tables in parallel processes;
-        # tracking and model files stay in this process, one table after another.
-        fits = _in_parallel(
-            lifecycle.fit_table,
-            {t: {"home": home, "model": models[t]} for t in group.tables},
-            rows=sum(rows.values()), what=f"fit group {group.name}", progress=progress,
-        )  # fmt: skip
-        for t in group.tables:
+
+        def record(t: str, fit: lifecycle.FitResult | None) -> None:
             r = lifecycle.train_table(
                 home=home, model=models[t], tracking_uri=tracking_uri, run_tags=run_tags,
-                refresh_inputs=inputs.get(t), progress=progress, fitted=fits.get(t),
+                refresh_inputs=inputs.get(t), progress=progress, fitted=fit,
             )  # fmt: skip
             runs[t] = r.run_id
             log_run_artifact(
@@ -338,6 +333,19 @@ def train_group(
                 payload={"group": group.name, "strategy": strategy, "reason": reason, **multi},
                 artifact_path="group",
             )  # fmt: skip
+
+        # The fits are pure and CPU-bound: they run at once (threads, or processes for SDV's
+        # synthesizers in big groups). Tracking and model files stay in this thread, table by
+        # table, each as soon as its fit is done, while the bigger tables still fit.
+        fitted = [t for t in group.tables if not models[t].is_reference]
+        fits = _in_parallel(
+            lifecycle.fit_table, {t: {"home": home, "model": models[t]} for t in fitted},
+            rows=rows, what=f"fit group {group.name}", progress=progress,
+            threads=_thread_safe(models, fitted), then=record,
+        )  # fmt: skip
+        for t in group.tables:
+            if t not in fits:
+                record(t, None)
     else:
         root = models[group.tables[0]]
         report(progress, f"fit group {group.name}: SDV HMA on {sum(rows.values()):,} rows")
@@ -410,37 +418,88 @@ def train_group(
     return result
 
 
-#: A group's tables are fitted and sampled in parallel processes from this many training rows
-#: in all. A spawned worker imports the libraries again and the fitted model travels back by
-#: pickle: on the 1M-transaction example (bench/scale.py, 2 cores) the parallel fit took 27.6 s
-#: and the parallel sample 52 s, where a bare script fitted and sampled all three tables one
-#: after another in 11.6 s. So it is off by default; set SYNTH_PARALLEL_MIN_ROWS to try it.
+#: Synthesizers whose fit and sampling touch no process-wide state (each table has its own
+#: seeded generators; no global NumPy or torch random state, no torch): a group fits and samples
+#: such tables in threads of its step. SDV's synthesizers seed and draw from the global states.
+THREAD_SAFE_SYNTHESIZERS = frozenset({"cart"})
+
+#: A group of other synthesizers fits and samples its tables in parallel processes from this
+#: many training rows in all. A spawned worker imports the libraries again and the fitted model
+#: travels back by pickle: on the 1M-transaction example (bench/scale.py, 2 cores) the parallel
+#: fit took 27.6 s and the parallel sample 52 s, where a bare script fitted and sampled all
+#: three tables one after another in 11.6 s. So it is off by default; set
+#: SYNTH_PARALLEL_MIN_ROWS to try it.
 PARALLEL_MIN_ROWS = int(os.environ.get("SYNTH_PARALLEL_MIN_ROWS", 10**12))
+
+
+def _thread_safe(models: Mapping[str, ModelSpec], tables: Sequence[str]) -> bool:
+    return all(models[t].spec.synthesizer in THREAD_SAFE_SYNTHESIZERS for t in tables)
+
+
+def _serialized(progress: Progress | None) -> Progress | None:
+    """``progress`` for several threads: one line at a time."""
+    if progress is None:
+        return None
+    lock = threading.Lock()
+
+    def send(line: str) -> None:
+        with lock:
+            progress(line)
+
+    return send
 
 
 def _in_parallel(
     fn: Callable[..., Any],
     calls: Mapping[str, Mapping[str, Any]],
     *,
-    rows: int,
+    rows: Mapping[str, int],
     what: str,
     progress: Progress | None,
+    threads: bool,
+    then: Callable[[str, Any], None] | None = None,
 ) -> dict[str, Any]:
-    """``fn(**kwargs)`` per table in a pool of spawned processes (one per table, at most one
-    per core) when the group is big enough (:data:`PARALLEL_MIN_ROWS`) and there are several
-    tables and cores; else ``{}`` (the caller runs them here, with progress lines)."""
-    workers = min(len(calls), os.cpu_count() or 1)
-    if workers < 2 or rows < PARALLEL_MIN_ROWS:
+    """``fn(**kwargs)`` per table at once, the biggest tables (``rows``) first, at most one per
+    core: in threads when ``threads`` (each call gets ``progress=``, serialized), else in a
+    pool of spawned processes when the tables have :data:`PARALLEL_MIN_ROWS` rows in all; or
+    ``{}`` (one table, one core, or a small group of other synthesizers: the caller runs them
+    one after another, with progress lines). ``then(table, result)`` runs here (in the calling
+    thread), in the callers' order, as soon as that table's result is in, while the others
+    still run."""
+    workers = min(len(calls), _cores())
+    total = sum(rows.get(t, 0) for t in calls)
+    if workers < 2 or (not threads and total < PARALLEL_MIN_ROWS):
         return {}
-    report(progress, f"{what}: {len(calls)} tables in {workers} processes ({rows:,} rows)")
+    kind = "threads" if threads else "processes"
+    report(progress, f"{what}: {len(calls)} tables in {workers} {kind} ({total:,} rows)")
     start = time.perf_counter()
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = {t: pool.submit(fn, **kwargs) for t, kwargs in calls.items()}
+    if threads:
+        shared = _serialized(progress)
+        calls = {t: {**kwargs, "progress": shared} for t, kwargs in calls.items()}
+        pool: Executor = ThreadPoolExecutor(workers, thread_name_prefix="group")
+    else:
+        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+    with pool:
+        biggest_first = sorted(calls, key=lambda t: -rows.get(t, 0))
+        futures = {t: pool.submit(fn, **calls[t]) for t in biggest_first}
         out = {}
-        for t, future in futures.items():
-            out[t] = future.result()
-            report(progress, f"{what}: {t} done, {time.perf_counter() - start:.1f} s")
+        try:
+            for t in calls:
+                out[t] = futures[t].result()
+                report(progress, f"{what}: {t} done, {time.perf_counter() - start:.1f} s")
+                if then is not None:
+                    then(t, out[t])
+        except BaseException:  # an error or an interrupt: start no further table
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
     return out
+
+
+def _cores() -> int:
+    """The cores this process may use (affinity and a container's CPU limit: joblib's count)."""
+    from joblib import cpu_count
+
+    return max(1, int(cpu_count()))
 
 
 def _sample_unlocked(**kwargs: Any) -> lifecycle.CandidateResult:
@@ -492,13 +551,14 @@ def sample_group(
         for t in group.tables:
             out[t] = lifecycle.sample_table(home=home, model=models[t], frame=frames[t])
     else:
-        total = sum(
-            pq.read_metadata(lifecycle.paths_for(home, t).train).num_rows for t in group.tables
-        )
+        rows = {
+            t: pq.read_metadata(lifecycle.paths_for(home, t).train).num_rows for t in group.tables
+        }
+        sampled = [t for t in group.tables if not models[t].is_reference]
         out = _in_parallel(
-            _sample_unlocked,
-            {t: {"home": home, "model": models[t]} for t in group.tables},
-            rows=total, what=f"sample group {group.name}", progress=progress,
+            _sample_unlocked, {t: {"home": home, "model": models[t]} for t in group.tables},
+            rows=rows, what=f"sample group {group.name}", progress=progress,
+            threads=_thread_safe(models, sampled),
         )  # fmt: skip
         for t in group.tables:
             if t not in out:

@@ -382,6 +382,31 @@ def _group_gates(home: SynthHome) -> None:
         assert v.passed, (kind, v.failures)
 
 
+def test_a_group_fitted_and_sampled_in_threads_gives_the_bytes_of_one_table_after_another(
+    group_trained, tmp_path, monkeypatch
+):
+    from synth_platform.lib import group as G
+
+    group, models = group_models()
+    ids, threads = {}, {}
+    for mode in ("threads", "one after another"):
+        shutil.copytree(group_trained / "home", tmp_path / mode)
+        home = SynthHome(tmp_path / mode)
+        if mode != "threads":
+            monkeypatch.setattr(G, "THREAD_SAFE_SYNTHESIZERS", frozenset())
+        lines: list[str] = []
+        G.train_group(
+            home=home, group=group, models=models, tracking_uri=home.mlflow_tracking_uri,
+            progress=lines.append,
+        )  # fmt: skip
+        sampled = G.sample_group(home=home, group=group, models=models, progress=lines.append)
+        ids[mode] = {t: r.candidate_id for t, r in sampled.items()}
+        threads[mode] = [x for x in lines if " tables in 2 threads " in x]
+    assert ids["threads"] == ids["one after another"]
+    if G._cores() >= 2:
+        assert len(threads["threads"]) == 2 and not threads["one after another"]
+
+
 def sample_group_and_die(root: str) -> None:
     """Sample the group and get SIGKILLed once the first table's new candidate is complete."""
     from synth_platform.lib import group as G

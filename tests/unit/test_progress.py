@@ -1,4 +1,8 @@
 import os
+import threading
+import time
+
+import pytest
 
 from synth_platform.lib import group as G
 from synth_platform.lib.progress import Meter
@@ -32,21 +36,68 @@ def test_a_slow_stage_shows_its_rate_not_zero(monkeypatch):
     assert "0.00 columns/s" in Meter(None, stage="s", total=1, unit="columns").line()
 
 
-def test_a_big_group_runs_its_tables_in_parallel_processes_and_a_small_one_here():
+def test_a_big_group_of_sdv_tables_runs_them_in_processes_and_a_small_one_here():
     calls = {"a": {"x": 1}, "b": {"x": 2}}
-    assert G._in_parallel(os.getpid, {}, rows=10**9, what="w", progress=None) == {}
-    assert (
-        G._in_parallel(_pid_and, calls, rows=G.PARALLEL_MIN_ROWS - 1, what="w", progress=None) == {}
-    )
-    if (os.cpu_count() or 1) < 2:
+    small = {"a": 1, "b": G.PARALLEL_MIN_ROWS - 2}
+    assert G._in_parallel(os.getpid, {}, rows={}, what="w", progress=None, threads=True) == {}
+    assert G._in_parallel(_pid_and, calls, rows=small, what="w", progress=None, threads=False) == {}
+    if G._cores() < 2:
         return
     lines: list[str] = []
     out = G._in_parallel(
-        _pid_and, calls, rows=G.PARALLEL_MIN_ROWS, what="fit g", progress=lines.append
-    )
+        _pid_and, calls, rows={"a": 1, "b": G.PARALLEL_MIN_ROWS}, what="fit g",
+        progress=lines.append, threads=False,
+    )  # fmt: skip
     assert {t: x for t, (_, x) in out.items()} == {"a": 1, "b": 2}
     assert all(pid != os.getpid() for pid, _ in out.values())
     assert lines[0].startswith("fit g: 2 tables in 2 processes")
+
+
+def test_thread_safe_tables_run_at_once_in_threads_biggest_first_whatever_their_size():
+    if G._cores() < 2:
+        return
+    started: list[str] = []
+    both = threading.Barrier(2, timeout=10)  # each call waits for the other: they overlap
+
+    def fit(name: str, progress) -> tuple[str, str]:
+        started.append(name)
+        both.wait()
+        progress(f"{name} halfway")
+        return name, threading.current_thread().name
+
+    lines: list[str] = []
+    out = G._in_parallel(
+        fit, {"small": {"name": "small"}, "big": {"name": "big"}}, rows={"small": 5, "big": 50},
+        what="fit g", progress=lines.append, threads=True,
+    )  # fmt: skip
+    assert list(out) == ["small", "big"]  # the callers' order
+    assert started == ["big", "small"]  # the biggest first
+    assert all(thread.startswith("group") for _, thread in out.values())
+    assert lines[0] == "fit g: 2 tables in 2 threads (55 rows)"
+    assert {"big halfway", "small halfway"} <= set(lines)
+    assert [x for x in lines if x.startswith("fit g: big done, ")]
+
+
+def test_a_failing_table_raises_its_own_error_once_no_table_is_running():
+    if G._cores() < 2:
+        return
+    other_started = threading.Event()
+
+    def fit(name: str, progress) -> str:
+        if name == "a":
+            other_started.wait(10)
+            raise ValueError("table 'a': bad column 'x'")
+        other_started.set()
+        time.sleep(0.5)  # still running when "a" fails
+        return name
+
+    calls = {t: {"name": t} for t in ("a", "b", "c")}
+    with pytest.raises(ValueError, match="table 'a': bad column 'x'"):
+        G._in_parallel(
+            fit, calls, rows={"a": 3, "b": 2, "c": 1}, what="w", progress=None, threads=True
+        )
+    # No table is still being fitted (or writing its files) behind the failed step's back.
+    assert not [t for t in threading.enumerate() if t.name.startswith("group")]
 
 
 def _pid_and(x: int) -> tuple[int, int]:
