@@ -198,7 +198,8 @@ def bench_scale(quick: bool) -> str:
         "three tables); `re-key` is inside `sample + re-key`.",
         "`ratio`: the platform's fit + sample steps (MLflow logging, model registration, PII, "
         "batched Parquet, matched re-keying) over a bare script doing the same three CART fits, "
-        "samples and Parquet writes in one fresh process. Imports and definition loading are in "
+        "samples and Parquet writes in one fresh process, one table after another (the "
+        "platform fits and samples a group's tables at once, in threads of its step). Imports and definition loading are in "
         "`end to end` only. `source changed`: after the no-op run, the demo source rebuilt "
         "with another seed at the same size (`demo --seed 8`), refreshed in the same home, and "
         "the bare script again on its training files: the cost of a refresh whose data "
