@@ -503,8 +503,9 @@ def _cores() -> int:
 
 
 def _sample_unlocked(**kwargs: Any) -> lifecycle.CandidateResult:
-    """:func:`lifecycle.sample_table` without taking the table's lock, for a worker process of
-    :func:`sample_group`, whose process holds the group's locks (its tables' included) for it."""
+    """:func:`lifecycle.sample_table` without taking the table's lock, for a worker thread or
+    process of :func:`sample_group`, whose process holds the group's locks (its tables'
+    included) for it."""
     return lifecycle.sample_table.__wrapped__(**kwargs)
 
 
