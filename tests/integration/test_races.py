@@ -407,6 +407,32 @@ def test_a_group_fitted_and_sampled_in_threads_gives_the_bytes_of_one_table_afte
         assert len(threads["threads"]) == 2 and not threads["one after another"]
 
 
+def test_a_group_with_an_sdv_synthesizer_runs_its_tables_one_after_another(group_trained, tmp_path):
+    """SDV's synthesizers seed and draw from the global random state: no threads for them."""
+    import dataclasses
+
+    from synth_platform.lib import group as G
+
+    group, models = group_models()
+    kids = models["kids"]
+    models["kids"] = dataclasses.replace(
+        kids, spec=kids.spec.model_copy(update={"synthesizer": "gaussian_copula"})
+    )
+    shutil.copytree(group_trained / "home", tmp_path / "home")
+    home = SynthHome(tmp_path / "home")
+    lines: list[str] = []
+    G.train_group(
+        home=home, group=group, models=models, tracking_uri=home.mlflow_tracking_uri,
+        progress=lines.append,
+    )  # fmt: skip
+    sampled = G.sample_group(home=home, group=group, models=models, progress=lines.append)
+    assert not [x for x in lines if " threads " in x or " processes " in x]
+    assert {t: r.rows for t, r in sampled.items()} == {
+        t: pd.read_parquet(lifecycle.paths_for(home, t).candidate).shape[0] for t in group.tables
+    }
+    assert "gaussian_copula" in [x for x in lines if x.startswith("fit kids")][0]
+
+
 def sample_group_and_die(root: str) -> None:
     """Sample the group and get SIGKILLed once the first table's new candidate is complete."""
     from synth_platform.lib import group as G
