@@ -340,7 +340,8 @@ def train_group(
         fitted = [t for t in group.tables if not models[t].is_reference]
         fits = _in_parallel(
             lifecycle.fit_table, {t: {"home": home, "model": models[t]} for t in fitted},
-            rows=rows, what=f"fit group {group.name}", progress=progress,
+            rows={t: len(train[t]) for t in fitted}, what=f"fit group {group.name}",
+            progress=progress,
             threads=_thread_safe(models, fitted), then=record,
         )  # fmt: skip
         for t in group.tables:
@@ -552,8 +553,12 @@ def sample_group(
         for t in group.tables:
             out[t] = lifecycle.sample_table(home=home, model=models[t], frame=frames[t])
     else:
-        rows = {
-            t: pq.read_metadata(lifecycle.paths_for(home, t).train).num_rows for t in group.tables
+        files = {t: lifecycle.paths_for(home, t) for t in group.tables}
+        rows = {  # the rows each table samples: its real rows (train and holdout), scaled
+            t: models[t].spec.sample_rows(
+                pq.read_metadata(f.train).num_rows + pq.read_metadata(f.holdout).num_rows
+            )
+            for t, f in files.items()
         }
         sampled = [t for t in group.tables if not models[t].is_reference]
         out = _in_parallel(
