@@ -382,6 +382,22 @@ def _group_gates(home: SynthHome) -> None:
         assert v.passed, (kind, v.failures)
 
 
+def _train_and_sample_copy(group_trained: Path, home_dir: Path, models: dict) -> tuple:
+    """Train and sample the group in a copy of the trained home: (home, sampled, log lines)."""
+    from synth_platform.lib import group as G
+
+    group, _ = group_models()
+    shutil.copytree(group_trained / "home", home_dir)
+    home = SynthHome(home_dir)
+    lines: list[str] = []
+    G.train_group(
+        home=home, group=group, models=models, tracking_uri=home.mlflow_tracking_uri,
+        progress=lines.append,
+    )  # fmt: skip
+    sampled = G.sample_group(home=home, group=group, models=models, progress=lines.append)
+    return home, sampled, lines
+
+
 def test_a_group_fitted_and_sampled_in_threads_gives_the_bytes_of_one_table_after_another(
     group_trained, tmp_path, monkeypatch
 ):
@@ -390,16 +406,9 @@ def test_a_group_fitted_and_sampled_in_threads_gives_the_bytes_of_one_table_afte
     group, models = group_models()
     ids, threads = {}, {}
     for mode in ("threads", "one after another"):
-        shutil.copytree(group_trained / "home", tmp_path / mode)
-        home = SynthHome(tmp_path / mode)
         if mode != "threads":
             monkeypatch.setattr(G, "THREAD_SAFE_SYNTHESIZERS", frozenset())
-        lines: list[str] = []
-        G.train_group(
-            home=home, group=group, models=models, tracking_uri=home.mlflow_tracking_uri,
-            progress=lines.append,
-        )  # fmt: skip
-        sampled = G.sample_group(home=home, group=group, models=models, progress=lines.append)
+        _, sampled, lines = _train_and_sample_copy(group_trained, tmp_path / mode, models)
         ids[mode] = {t: r.candidate_id for t, r in sampled.items()}
         threads[mode] = [x for x in lines if " tables in 2 threads " in x]
     assert ids["threads"] == ids["one after another"]
@@ -411,21 +420,12 @@ def test_a_group_with_an_sdv_synthesizer_runs_its_tables_one_after_another(group
     """SDV's synthesizers seed and draw from the global random state: no threads for them."""
     import dataclasses
 
-    from synth_platform.lib import group as G
-
     group, models = group_models()
     kids = models["kids"]
     models["kids"] = dataclasses.replace(
         kids, spec=kids.spec.model_copy(update={"synthesizer": "gaussian_copula"})
     )
-    shutil.copytree(group_trained / "home", tmp_path / "home")
-    home = SynthHome(tmp_path / "home")
-    lines: list[str] = []
-    G.train_group(
-        home=home, group=group, models=models, tracking_uri=home.mlflow_tracking_uri,
-        progress=lines.append,
-    )  # fmt: skip
-    sampled = G.sample_group(home=home, group=group, models=models, progress=lines.append)
+    home, sampled, lines = _train_and_sample_copy(group_trained, tmp_path / "home", models)
     assert not [x for x in lines if " threads " in x or " processes " in x]
     assert {t: r.rows for t, r in sampled.items()} == {
         t: pd.read_parquet(lifecycle.paths_for(home, t).candidate).shape[0] for t in group.tables
