@@ -921,3 +921,50 @@ def test_rekeying_leaves_its_inputs_untouched_whatever_their_index(
         pd.testing.assert_frame_equal(again[t], out[t])
         if set(out[t].columns) == set(bank[t].columns):
             assert list(out[t].columns) == list(bank[t].columns)
+
+
+def test_profile_categories_read_as_text_exactly_as_astype_str() -> None:
+    """Re-keying converts each distinct value of a non-object, non-float column once; the
+    text must be what ``astype(str)`` gives value by value (else categories stop matching)."""
+    from synth_platform.lib.multitable import _as_text
+
+    columns = {
+        "bool": pd.Series([True, False, True, True]),
+        "nullable bool": pd.Series([True, None, False], dtype="boolean"),
+        "int": pd.Series([3, 1, 3], dtype="int64", index=[7, 8, 9]),
+        "nullable int": pd.Series([1, None, 3], dtype="Int64"),
+        "category": pd.Series(["x", None, "y", "x"], dtype="category"),
+        "string": pd.Series(["a", None, "b"], dtype="string"),
+        "datetime": pd.Series(pd.to_datetime(["2020-01-01", None, "2021-05-05 10:00"], format="mixed")),
+        "aware": pd.Series(pd.to_datetime(["2020-01-01", None], utc=True)),
+        "period": pd.Series(pd.period_range("2020-01", periods=2, freq="M")),
+        "object": pd.Series(["a", None, 1, True, 1.0, np.nan], dtype=object),
+        "float": pd.Series([0.0, -0.0, np.nan, 0.1]),
+    }
+    for name, values in columns.items():
+        got, want = _as_text(values), values.astype(str)
+        assert [str(v) for v in got] == [str(v) for v in want], name
+        assert got.index.equals(values.index), name
+
+
+def test_profile_coordinates_do_not_depend_on_the_chunking(monkeypatch) -> None:
+    """Coordinates are computed ``_CHUNK_ROWS`` rows at a time; a row's must not depend on
+    which chunk it falls in."""
+    from synth_platform.lib import multitable as M
+    from synth_platform.lib.metadata import TableMetadata
+
+    rng = np.random.default_rng(3)
+    frame = pd.DataFrame(
+        {
+            "x": rng.normal(size=1_000),
+            "when": pd.Timestamp("2020-01-01") + pd.to_timedelta(rng.integers(0, 900, 1_000), "D"),
+            "kind": rng.choice(["a", "b", "c", None], size=1_000),
+            "flag": rng.random(1_000) < 0.3,
+        }
+    )
+    meta = TableMetadata("t", None, ("x",), ("when",), ("kind", "flag"), columns=tuple(frame))
+    space = M._profile_space(meta, set(), frame, np.random.default_rng(0))
+    whole = space.coordinates(frame)
+    monkeypatch.setattr(M, "_CHUNK_ROWS", 97)
+    assert np.array_equal(space.coordinates(frame), whole)
+    assert whole.shape == (1_000, space.axes.shape[1])
