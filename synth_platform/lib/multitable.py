@@ -764,7 +764,8 @@ def _unique_rows(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 # The compiled kernels name their argument types, so numba compiles them (or loads them from
 # its cache) when this module is imported, with the other imports (preloaded in a forkserver),
-# not in the first re-keying of a run: 0.4-0.6 s there on 2 cores.
+# not in the first re-keying of each process: 0.09 s more at import, where the first call of
+# `_place_kernel` took 0.3 s (2 cores, cached kernels).
 _I1, _I2 = numba.int64[:], numba.int64[:, :]
 
 
