@@ -140,6 +140,7 @@ from synth_platform.lib import group as G, lifecycle
 from synth_platform.lib.home import SynthHome
 from synth_platform.lib.plan import groups_from_specs
 from synth_platform.lib.specs import load_manifest, specs_from_manifest
+from bench.scale import _rekey_seconds
 
 home = SynthHome(Path(sys.argv[1]))
 specs = {m.name: m for m in specs_from_manifest(load_manifest(Path(sys.argv[2])))}
@@ -154,9 +155,7 @@ def platform():  # what the group's two steps call, refresh inputs included
     G.train_group(home=home, group=group, models=models,
                   tracking_uri=home.mlflow_tracking_uri, refresh_inputs=inputs)
     G.sample_group(home=home, group=group, models=models)
-    seconds = time.perf_counter() - start
-    candidate = next((home.private_dir / "_groups").glob("*/candidate.json"))
-    return seconds, json.loads(candidate.read_text())["rekey_seconds"]
+    return time.perf_counter() - start, _rekey_seconds(home.root)
 
 rounds = []
 for _ in range(int(sys.argv[4])):  # back to back, alternating

@@ -475,8 +475,8 @@ def _in_parallel(
     report(progress, f"{what}: {len(calls)} tables in {workers} {kind} ({total:,} rows)")
     start = time.perf_counter()
     if threads:
-        shared = _serialized(progress)
-        calls = {t: {**kwargs, "progress": shared} for t, kwargs in calls.items()}
+        progress = _serialized(progress)  # the tables' lines and this thread's, one at a time
+        calls = {t: {**kwargs, "progress": progress} for t, kwargs in calls.items()}
         pool: Executor = ThreadPoolExecutor(workers, thread_name_prefix="group")
     else:
         pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
@@ -553,12 +553,9 @@ def sample_group(
         for t in group.tables:
             out[t] = lifecycle.sample_table(home=home, model=models[t], frame=frames[t])
     else:
-        files = {t: lifecycle.paths_for(home, t) for t in group.tables}
-        rows = {  # the rows each table samples: its real rows (train and holdout), scaled
-            t: models[t].spec.sample_rows(
-                pq.read_metadata(f.train).num_rows + pq.read_metadata(f.holdout).num_rows
-            )
-            for t, f in files.items()
+        rows = {  # the rows each table samples, as sample_table counts them
+            t: models[t].spec.sample_rows(lifecycle.real_rows(lifecycle.paths_for(home, t)))
+            for t in group.tables
         }
         sampled = [t for t in group.tables if not models[t].is_reference]
         out = _in_parallel(

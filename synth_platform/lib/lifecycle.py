@@ -116,6 +116,11 @@ def paths_for(home: SynthHome, table: str) -> TablePaths:
     return TablePaths(home.table_dir(table))
 
 
+def real_rows(paths: TablePaths) -> int:
+    """The table's real rows, train and holdout (from the Parquet footers)."""
+    return pq.read_metadata(paths.train).num_rows + pq.read_metadata(paths.holdout).num_rows
+
+
 def table_lock(
     home: SynthHome, table: str, *, step: str, shared: bool = False
 ) -> AbstractContextManager[None]:
@@ -514,7 +519,7 @@ def _record_reference(
 ) -> TrainResult:
     """A reference table is not fitted: its MLflow run records the declaration instead."""
     paths = paths_for(home, model.name)
-    rows = pq.read_metadata(paths.train).num_rows + pq.read_metadata(paths.holdout).num_rows
+    rows = real_rows(paths)
     run = log_declaration(
         tracking_uri=tracking_uri,
         artifact_root=home.mlflow_artifacts,
@@ -622,9 +627,7 @@ def sample_table(
             )
         with open(paths.model, "rb") as fh:
             synthesizer = cloudpickle.load(fh)
-    train_rows = pq.read_metadata(paths.train).num_rows
-    holdout_rows = pq.read_metadata(paths.holdout).num_rows
-    rows = model.spec.sample_rows(train_rows + holdout_rows)
+    rows = model.spec.sample_rows(real_rows(paths))
     nulls, forbidden = ({}, {})
     if meta.pii:
         nulls, forbidden = _pii_context(
