@@ -336,3 +336,20 @@ def test_dbt_assets_with_the_factory_publish_a_twin(user_env):
     _dg(user_env, project, "launch", "--assets", '+key:"warehouse/orders"')
     _dg(user_env, project, "launch", "--job", "synthetic_refresh")
     _assert_twin(user_env, project)
+
+
+def test_every_entry_point_of_the_installed_wheel_loads(user_env):
+    """What the wheel's metadata promises resolves: every entry point loads (a console script
+    once named a module that no longer existed, and failed with a traceback), among them the
+    `dg` registry module."""
+    script = textwrap.dedent(
+        """
+        from importlib.metadata import distribution
+        for ep in distribution("synth_platform").entry_points:
+            ep.load()
+            print(ep.group, ep.name, ep.value)
+        """
+    )
+    out = _run([user_env["python"], "-c", script], cwd=user_env["root"], env=user_env["env"],
+               stdout=True)  # fmt: skip
+    assert "dagster_dg_cli.registry_modules synth_platform synth_platform" in out.splitlines(), out
