@@ -8,6 +8,7 @@ the Dagster UI (`make dev`) afterwards.
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import sys
 import time
@@ -169,8 +170,19 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _exit(code: int) -> None:
+    """Exit without the interpreter's last garbage collections, which walk every object the
+    run's libraries left (~0.9 million) several times: 2.6 s after a run on 2 cores, a quarter
+    of a no-op refresh's command. :func:`gc.freeze` takes the objects out of their reach;
+    objects are still freed as the modules are torn down and every ``atexit`` hook runs, so
+    only cyclic garbage left at exit stays unreclaimed, as :func:`os._exit` would leave all."""
+    sys.stdout.flush()
+    gc.freeze()
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    _exit(main())
 
 
 def refresh_job():
