@@ -28,8 +28,10 @@ from synth_platform.forkserver import freeze_before_fork
 
 #: Imported by the steps at run time, in the order a step meets them.
 MODULES = (
-    "synth_platform.lib.lifecycle",  # pandas, pyarrow, numpy, SciPy, scikit-learn, MLflow
-    "synth_platform.lib.group",
+    "synth_platform.lib.lifecycle",  # pandas, pyarrow, numpy
+    "synth_platform.lib.group",  # MLflow, SciPy, numba (the re-keying kernels)
+    "synth_platform.lib.evaluation",  # the gates' engine: SciPy, scikit-learn, numba
+    "synth_platform.lib.tracking",
     "dagster_dbt",  # the dbt assets, which every step process builds again
     "sklearn.tree",  # the CART synthesizer
     "sdv.metadata",

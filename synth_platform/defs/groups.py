@@ -73,7 +73,6 @@ def group_definitions(
         synth: SynthHomeResource,
         synth_mlflow: MlflowResource,
     ):
-        from synth_platform.lib import group as G
         from synth_platform.lib import lifecycle
 
         home = synth.home.ensure()
@@ -89,6 +88,8 @@ def group_definitions(
         if same is not None and not config.force:
             yield unchanged_observation(context, synth_key, list(same.values()))
             return
+        from synth_platform.lib import group as G  # the fits' libraries: not for a no-op
+
         r = G.train_group(
             home=home,
             group=group,

@@ -22,7 +22,7 @@ from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cloudpickle
 import numpy as np
@@ -33,20 +33,6 @@ import pyarrow.parquet as pq
 from synth_platform.lib import expectations as gx_suites
 from synth_platform.lib import locks
 from synth_platform.lib.errors import GateFailedError, PublicationError, SourceError
-from synth_platform.lib.evaluation import (
-    ASSOCIATION_THRESHOLD,
-    CORRELATION_THRESHOLD,
-    FidelityReport,
-    PrivacyReport,
-    compare_with_quality_report,
-    evaluate_attacks,
-    evaluate_diagnostic,
-    evaluate_fidelity,
-    evaluate_privacy,
-    evaluate_utility,
-    find_pii_leaks,
-)
-from synth_platform.lib.evaluation.privacy import MAX_ROWS as PRIVACY_MAX_ROWS
 from synth_platform.lib.extract import read_source, to_frame
 from synth_platform.lib.home import SynthHome
 from synth_platform.lib.keys import KeyFormat
@@ -75,12 +61,6 @@ from synth_platform.lib.synthesis import (
     write_candidate,
     write_frame,
 )
-from synth_platform.lib.tracking import (
-    check_tracking_server,
-    log_declaration,
-    log_run_artifact,
-    log_training,
-)
 from synth_platform.lib.verdict import (
     Bound,
     NotApplicable,
@@ -91,6 +71,14 @@ from synth_platform.lib.verdict import (
     row_findings,
 )
 from synth_platform.lib.warehouse import Warehouse
+
+if TYPE_CHECKING:
+    from synth_platform.lib.evaluation import FidelityReport, PrivacyReport
+
+# The evaluation engine (SciPy, scikit-learn, numba, SDMetrics) and MLflow are imported by the
+# functions that use them, not with this module: a refresh with nothing changed reads and
+# fingerprints its sources and compares refresh keys, and needs neither (2 s of imports in each
+# of its first steps).
 
 
 @dataclass(frozen=True)
@@ -439,6 +427,8 @@ def train_table(
         SpecError: a synthesizer parameter names a column it cannot apply to.
         TrainingError: the synthesizer could not be fitted.
     """
+    from synth_platform.lib.tracking import check_tracking_server, log_training
+
     check_tracking_server(tracking_uri)  # in seconds, before the fit rather than after it
     paths = paths_for(home, model.name)
     meta, sdv = load_metadata(paths, model.name)
@@ -518,6 +508,8 @@ def _record_reference(
     meta: TableMetadata,
 ) -> TrainResult:
     """A reference table is not fitted: its MLflow run records the declaration instead."""
+    from synth_platform.lib.tracking import log_declaration
+
     paths = paths_for(home, model.name)
     rows = real_rows(paths)
     run = log_declaration(
@@ -791,6 +783,8 @@ def _pair_trends(pairs: pd.DataFrame) -> tuple[float | NotApplicable, str | None
     """Column Pair Trends for a gate: the mean score of the pairs whose real data shows a
     trend, with a trend the candidate leaves undefined (a constant or empty column) scored 0;
     ``NO_PAIR_WITH_REAL_TREND`` when no pair shows one. Also names the worst pair."""
+    from synth_platform.lib.evaluation import ASSOCIATION_THRESHOLD, CORRELATION_THRESHOLD
+
     if pairs.empty:
         return NotApplicable(NA.NO_PAIR_WITH_REAL_TREND), None
     correlation = (pairs["metric"] == "CorrelationSimilarity").to_numpy()
@@ -824,6 +818,12 @@ def _fidelity_metrics(
     candidate leaves undefined as 0 (:func:`_pair_trends`); ``overall`` is the mean of the
     applicable properties (Column Shapes alone on a trend-free table).
     """
+    from synth_platform.lib.evaluation import (
+        compare_with_quality_report,
+        evaluate_fidelity,
+        evaluate_utility,
+    )
+
     rep = evaluate_fidelity(
         real=real, synthetic=synth, numeric=meta.numeric, datetime=meta.datetime,
         categorical=meta.categorical, seed=model.spec.seed,
@@ -955,6 +955,9 @@ def _privacy_metrics(
 ) -> tuple[dict[str, Any], dict[str, Any], PrivacyReport | None, dict[str, str]]:
     """Privacy metrics (numbers or :class:`NotApplicable`), details, report (``None`` when
     the distances could not be measured: no row or no column), subjects."""
+    from synth_platform.lib.evaluation import evaluate_attacks, evaluate_privacy, find_pii_leaks
+    from synth_platform.lib.evaluation.privacy import MAX_ROWS as PRIVACY_MAX_ROWS
+
     cols = list(meta.evaluated)
     seed = model.spec.seed
     subjects: dict[str, str] = {}
@@ -1048,6 +1051,8 @@ def _validity_metrics(
 ) -> tuple[dict[str, Any], dict[str, Any], dict[str, str], list[str]]:
     """Diagnostic metrics (numbers or :class:`NotApplicable`), details, subjects, and the
     row-level findings the suites cannot express (no rows; a column left entirely empty)."""
+    from synth_platform.lib.evaluation import evaluate_diagnostic
+
     rep = evaluate_diagnostic(
         real=real, synthetic=synth, numeric=meta.numeric, datetime=meta.datetime,
         categorical=meta.categorical, primary_key=meta.primary_key,
@@ -1127,6 +1132,8 @@ def evaluate_gate(
     When this is the last of the three gates evaluated on the candidate, also renders the
     HTML evaluation report (private zone, and MLflow when tracking).
     """
+    from synth_platform.lib.tracking import log_run_artifact
+
     if kind not in gx_suites.GATE_SUITES:
         raise ValueError(f"unknown gate kind {kind!r}")
     paths = paths_for(home, model.name)
@@ -1273,6 +1280,8 @@ _GATE_LINE_FIELDS = ("gate", "metric", "value", "threshold", "direction", "passe
 def _load_reports(
     paths: TablePaths, gates: dict[str, dict[str, Any]]
 ) -> tuple[FidelityReport, PrivacyReport]:
+    from synth_platform.lib.evaluation import FidelityReport, PrivacyReport
+
     root = paths.gate("fidelity").parent
     f, p = gates["fidelity"]["metrics"], gates["privacy"]["metrics"]
     nan = float("nan")  # a metric that was not applicable
@@ -1327,6 +1336,8 @@ def render_evaluation_report(
     The report shows real distributions next to synthetic ones, so it stays in the private
     zone (and the MLflow run); returns its path and MLflow artifact URI.
     """
+    from synth_platform.lib.tracking import log_run_artifact
+
     gates = current_gates(home=home, table=model.name)
     if set(gates) != set(gx_suites.GATE_KINDS):
         return None

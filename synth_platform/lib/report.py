@@ -39,12 +39,12 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import pandas as pd
 
-from synth_platform.lib.evaluation.fidelity import FidelityReport
-from synth_platform.lib.evaluation.privacy import PrivacyReport
-
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
+
+    from synth_platform.lib.evaluation.fidelity import FidelityReport
+    from synth_platform.lib.evaluation.privacy import PrivacyReport
 
 __all__ = ["GateLine", "render_report", "write_report"]
 
