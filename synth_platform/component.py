@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import dagster as dg
 from pydantic import Field
@@ -24,16 +24,78 @@ from synth_platform.defs.build import (
 )
 from synth_platform.defs.tables import WAREHOUSE_POOL
 
+#: The optional attributes as `dg scaffold defs` lists them, commented, under `dbt_project`
+#: (every field of the component has a line: a test checks it).
+SCAFFOLD_NOTES = {
+    "home": "state home; default SYNTH_HOME, else <project root>/.synth",
+    "public_dir": "public store; default SYNTH_PUBLIC_DIR, else <home>/public (give consumers "
+    "only this)",
+    "expectations_dir": "your hand-written GE suites, <table>.<kind>.json (default: none)",
+    "mlflow_tracking_uri": "default sqlite:///<home>/mlflow/mlflow.db; a server URI works",
+    "mlflow_ui_url": "base of the links shown in Dagster",
+    "warehouse_path": "read this DuckDB file instead of the dbt profile's warehouse",
+    "warehouse_attach": "databases to attach with warehouse_path (dbt-duckdb `attach:` entries)",
+    "select": "only these opted-in models",
+    "exclude": "opted-in models to skip",
+    "asset_key_prefix": "prefix your dbt component adds to model keys, e.g. [warehouse]",
+    "group_prefix": "Dagster group <prefix><table>",
+    "job_name": "refreshes every twin from the warehouse as dbt left it (null: no job)",
+    "cron": "refresh schedule, stopped until you switch it on (null: none)",
+    "keep_releases": "releases kept per table (default all)",
+    "pool": "concurrency pool of the steps that read the warehouse",
+    "automation": "true: a twin refreshes when its dbt model materializes (automation sensor)",
+    "refresh_upstream": "true: the refresh job also builds the dbt models upstream, same run",
+    "job_executor": "forkserver: the refresh job forks its steps from a preloaded server",
+}
+
+
+def _find_dbt_project(root: Path, depth: int = 3) -> Path | None:
+    """The first folder holding a `dbt_project.yml` within ``depth`` levels below ``root``
+    (shallowest first; hidden folders, virtual environments and dbt's packages skipped)."""
+    level = [root]
+    for _ in range(depth):
+        found = sorted(p for d in level for p in d.glob("*/dbt_project.yml"))
+        if found:
+            return found[0].parent
+        level = [
+            p
+            for d in level
+            for p in sorted(d.iterdir())
+            if p.is_dir()
+            and not p.name.startswith((".", "_"))
+            and p.name not in {"node_modules", "dbt_packages", "target", "site-packages", "venv"}
+        ]
+    return None
+
 
 class SyntheticTwinsScaffolder(dg.Scaffolder):
-    """Writes a `defs.yaml` pointing at a dbt project, with the other attributes commented."""
+    """Writes a `defs.yaml` pointing at the dbt project found under the project root, with the
+    other attributes listed, commented, at their defaults."""
 
     def scaffold(self, request: dg.ScaffoldRequest) -> None:
         root = Path(request.project_root or os.getcwd())
-        guess = next((p.parent for p in sorted(root.glob("*/dbt_project.yml"))), None)
+        found = _find_dbt_project(root)
         target = Path(request.target_path)
-        rel = os.path.relpath(guess, target) if guess else "../../../dbt_project"
+        rel = os.path.relpath(found, target) if found else "PATH/TO/YOUR/dbt_project"
         dg.scaffold_component(request, {"dbt_project": rel})
+        if request.scaffold_format != "yaml":
+            return
+        path = target if request.append else target / "defs.yaml"
+        with open(path, "a", encoding="utf-8") as fh:
+            fh.write(scaffold_comments())
+
+
+def scaffold_comments() -> str:
+    """The optional attributes, commented, at their defaults (YAML), with a note each."""
+    import yaml
+
+    lines = ["  # Optional (defaults shown); paths are relative to this file.\n"]
+    for name, note in SCAFFOLD_NOTES.items():
+        field = SyntheticTwinsComponent.model_fields[name]
+        default = field.get_default(call_default_factory=True)
+        shown = yaml.safe_dump({name: default}, default_flow_style=True).strip()[1:-1]
+        lines.append(f"  # {shown}  # {note}\n")
+    return "".join(lines)
 
 
 @dg.scaffold_with(SyntheticTwinsScaffolder)
@@ -56,7 +118,9 @@ class SyntheticTwinsComponent(dg.Component, dg.Model, dg.Resolvable):
         "suites). Default: SYNTH_HOME if set, else <project root>/.synth.",
     )
     public_dir: str | None = Field(
-        default=None, description="Public store; default <home>/public. Consumers get only this."
+        default=None,
+        description="Public store; default SYNTH_PUBLIC_DIR if set, else <home>/public. "
+        "Consumers get only this.",
     )
     expectations_dir: str | None = Field(
         default=None,
@@ -74,6 +138,11 @@ class SyntheticTwinsComponent(dg.Component, dg.Model, dg.Resolvable):
     warehouse_path: str | None = Field(
         default=None,
         description="Read this DuckDB file instead of the warehouse of the dbt profile.",
+    )
+    warehouse_attach: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="Databases to attach with `warehouse_path`, as dbt-duckdb's `attach:` "
+        "entries (path, alias, read_only, type), e.g. the sources a model's view reads.",
     )
     select: list[str] | None = Field(
         default=None, description="Only these opted-in models (default: every opted-in model)."
@@ -141,6 +210,12 @@ class SyntheticTwinsComponent(dg.Component, dg.Model, dg.Resolvable):
             select=self.select,
             exclude=self.exclude,
             warehouse_path=rel(self.warehouse_path),
+            warehouse_attach=[
+                {**a, "path": str(rel(a["path"]))}
+                if isinstance(a.get("path"), str) and ":" not in a["path"]  # not md:, s3://
+                else a
+                for a in self.warehouse_attach
+            ],
             public_dir=rel(self.public_dir),
             expectations_dir=rel(self.expectations_dir),
             mlflow_tracking_uri=self.mlflow_tracking_uri,

@@ -226,7 +226,8 @@ def build_synthetic_definitions(
         exclude: Opted-in models to leave out.
         warehouse_path: Read this DuckDB file instead of the dbt profile's warehouse.
         warehouse_attach: Databases to attach with `warehouse_path` (dbt-duckdb `attach:`).
-        public_dir: Public store (default `<home>/public`): the only folder consumers get.
+        public_dir: Public store (default: `SYNTH_PUBLIC_DIR` if set, else `<home>/public`):
+            the only folder consumers get.
         expectations_dir: Your hand-written Great Expectations suites (`<table>.<kind>.json`,
             used as written); every other suite is generated into `<home>/private/suites`
             from the current real rows at each refresh (default: none hand-written).
@@ -266,6 +267,7 @@ def build_synthetic_definitions(
     project = _as_project(dbt_project)
     project_dir = Path(project.project_dir).resolve()
     root = Path(home or os.environ.get("SYNTH_HOME") or project_dir.parent / ".synth").resolve()
+    public_dir = public_dir or os.environ.get("SYNTH_PUBLIC_DIR") or None
     state = SynthHome(root, public=Path(public_dir).resolve() if public_dir else None)
     manifest = json.loads(ensure_manifest(project).read_text())
     specs = specs_from_manifest(manifest)

@@ -100,8 +100,10 @@ def check_tracking_server(tracking_uri: str, *, timeout: float | None = None) ->
         reason = type(exc).__name__
         raise TrackingError(
             f"MLflow tracking server {shown} is unreachable ({reason} within {wait:g} s); "
-            "nothing was fitted. Start the server (e.g. `make mlflow`) or point the tracking "
-            "URI (the `tracking_uri` setting or MLFLOW_TRACKING_URI) at a running one."
+            "nothing was fitted. Start the server (`mlflow server`) or point "
+            "`mlflow_tracking_uri` (the component's attribute, or the argument of "
+            "`build_synthetic_definitions`) at a running one; without it the store is SQLite "
+            "in the home."
         ) from None
 
 
@@ -302,8 +304,8 @@ def log_declaration(
 @contextlib.contextmanager
 def _tracking_uri(uri: str) -> Iterator[None]:
     """Point the fluent API at ``uri``. mlflow.set_tracking_uri also exports
-    MLFLOW_TRACKING_URI, which `build_definitions` reads: restore it afterwards, or the next
-    definitions load in this process would track into this store."""
+    MLFLOW_TRACKING_URI, which MLflow's own default (any other MLflow code in this process, the
+    user's included) reads: restore it afterwards, or that code would track into this store."""
     exported = os.environ.get("MLFLOW_TRACKING_URI")
     mlflow.set_tracking_uri(uri)
     try:

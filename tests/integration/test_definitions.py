@@ -1,5 +1,6 @@
 """Snapshot of the asset graph: catches accidental renames of assets, groups and checks."""
 
+import contextlib
 import json
 import os
 import shutil
@@ -141,13 +142,14 @@ def test_factory_names_an_unknown_selected_model(tmp_path):
         example_definitions(home=tmp_path, select=["nope"])
 
 
-def test_component_in_a_sandbox_puts_state_under_the_project_root(tmp_path, monkeypatch):
-    """With only `dbt_project` set, every piece of state lands in <project root>/.synth."""
+@contextlib.contextmanager
+def _component_in_a_sandbox(tmp_path, **attributes):
+    """The component over a copy of the example's dbt project, in a `dg` defs-folder sandbox:
+    yields the sandbox, the component's folder and its definitions."""
     from dagster.components.testing import create_defs_folder_sandbox
 
     from synth_platform import SyntheticTwinsComponent
 
-    monkeypatch.delenv("SYNTH_HOME", raising=False)
     project = tmp_path / "dbt"
     shutil.copytree(EXAMPLE_DBT, project, ignore=shutil.ignore_patterns("target", "logs"))
     with create_defs_folder_sandbox() as sandbox:
@@ -155,16 +157,72 @@ def test_component_in_a_sandbox_puts_state_under_the_project_root(tmp_path, monk
             component_cls=SyntheticTwinsComponent,
             defs_yaml_contents={
                 "type": "synth_platform.SyntheticTwinsComponent",
-                "attributes": {"dbt_project": str(project)},
+                "attributes": {"dbt_project": str(project), **attributes},
             },
         )
         with sandbox.build_all_defs() as defs:
-            root = sandbox.project_root
-            assert defs.resources["synth"].root == str((root / ".synth").resolve())
-            assert defs.resources["synth"].public_dir == str((root / ".synth" / "public").resolve())
-            split = defs.resolve_asset_graph().get(dg.AssetKey("transactions_split"))
-            assert dg.AssetKey("transactions") in split.parent_keys
+            yield sandbox, defs_path, defs
+
+
+def test_component_in_a_sandbox_puts_state_under_the_project_root(tmp_path, monkeypatch):
+    """With only `dbt_project` set, every piece of state lands in <project root>/.synth."""
+    monkeypatch.delenv("SYNTH_HOME", raising=False)
+    monkeypatch.delenv("SYNTH_PUBLIC_DIR", raising=False)
+    with _component_in_a_sandbox(tmp_path) as (sandbox, defs_path, defs):
+        root = sandbox.project_root
+        assert defs.resources["synth"].root == str((root / ".synth").resolve())
+        assert defs.resources["synth"].public_dir == str((root / ".synth" / "public").resolve())
+        split = defs.resolve_asset_graph().get(dg.AssetKey("transactions_split"))
+        assert dg.AssetKey("transactions") in split.parent_keys
         assert defs_path.exists()
+
+
+def test_the_public_store_is_synth_public_dir_when_set_and_no_public_dir_is_given(
+    tmp_path, monkeypatch
+):
+    monkeypatch.setenv("SYNTH_PUBLIC_DIR", str(tmp_path / "mounted"))
+    defs = example_definitions(home=tmp_path / "home")
+    assert defs.resources["synth"].public_dir == str((tmp_path / "mounted").resolve())
+    given = example_definitions(home=tmp_path / "home", public_dir=tmp_path / "given")
+    assert given.resources["synth"].public_dir == str((tmp_path / "given").resolve())
+
+
+def test_the_components_warehouse_attachments_resolve_beside_its_defs_yaml(tmp_path):
+    attach = [
+        {"path": "data/raw.duckdb", "alias": "raw"},
+        {"path": "md:shared", "alias": "shared"},  # not a local path: kept as given
+    ]
+    with _component_in_a_sandbox(
+        tmp_path, home=str(tmp_path / "home"), warehouse_path="data/warehouse.duckdb",
+        warehouse_attach=attach,
+    ) as (_, defs_path, defs):  # fmt: skip
+        warehouse = defs.resources["synth_warehouse"]
+    assert warehouse.path == str((defs_path / "data" / "warehouse.duckdb").resolve())
+    assert [(a.path, a.alias) for a in warehouse.attach] == [
+        (str((defs_path / "data" / "raw.duckdb").resolve()), "raw"),
+        ("md:shared", "shared"),
+    ]
+
+
+def test_the_scaffolded_comments_list_every_optional_attribute_at_its_default():
+    import yaml
+
+    from synth_platform.component import SCAFFOLD_NOTES, SyntheticTwinsComponent, scaffold_comments
+
+    assert set(SCAFFOLD_NOTES) == set(SyntheticTwinsComponent.model_fields) - {"dbt_project"}
+    shown = {}
+    for line in scaffold_comments().splitlines()[1:]:
+        setting, _, note = line.removeprefix("  # ").partition("  # ")
+        shown.update(yaml.safe_load(setting))
+        assert note
+    defaults = {
+        name: field.get_default(call_default_factory=True)
+        for name, field in SyntheticTwinsComponent.model_fields.items()
+        if name != "dbt_project"
+    }
+    assert shown == defaults
+    # Uncommented, they are a valid component as they stand.
+    SyntheticTwinsComponent.model_validate({"dbt_project": "dbt", **shown})
 
 
 def test_twins_carry_code_versions_and_opt_in_declarative_automation(tmp_path):
@@ -195,6 +253,28 @@ def test_building_the_definitions_imports_none_of_the_step_libraries(tmp_path):
         f"home={str(tmp_path)!r})\n"
         f"defs.resolve_job_def({REFRESH_JOB!r})\n"
         f"print(sorted(m for m in {STEP_LIBRARIES!r} if m in sys.modules))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True
+    ).stdout
+    assert out.strip().splitlines()[-1] == "[]"
+
+
+#: What a refresh with nothing changed does not need: it reads and fingerprints each source and
+#: compares refresh keys (`split_table`, `table_refresh_inputs`, `refresh.unchanged_*`).
+FIT_AND_GATE_LIBRARIES = ("scipy", "sklearn", "numba", "sdv", "sdmetrics", "torch", "mlflow",
+                          "great_expectations", "matplotlib", "synth_platform.lib.evaluation",
+                          "synth_platform.lib.tracking", "synth_platform.lib.group")  # fmt: skip
+
+
+def test_what_a_refresh_with_nothing_changed_runs_imports_none_of_the_fit_and_gate_libraries():
+    # The split and synthesizer steps import these modules before they find the keys unchanged
+    # (the group's `synth_platform.lib.group` only after): 2 s of imports in the first step.
+    code = (
+        "import sys\n"
+        "from synth_platform.lib import lifecycle, refresh\n"
+        "lifecycle.split_table, lifecycle.table_refresh_inputs, refresh.unchanged_group\n"
+        f"print(sorted(m for m in {FIT_AND_GATE_LIBRARIES!r} if m in sys.modules))\n"
     )
     out = subprocess.run(
         [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True

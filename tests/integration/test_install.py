@@ -260,11 +260,12 @@ def test_component_scaffolded_with_dg_publishes_a_twin_of_the_users_dbt_model(us
     listed = _dg(user_env, project, "list", "components")
     assert "synth_platform.SyntheticTwinsComponent" in listed
     _dg(user_env, project, "scaffold", "defs", "synth_platform.SyntheticTwinsComponent", "twins")
-    scaffolded = yaml.safe_load((project / "shop" / "defs" / "twins" / "defs.yaml").read_text())
-    assert scaffolded == {
+    text = (project / "shop" / "defs" / "twins" / "defs.yaml").read_text()
+    assert yaml.safe_load(text) == {
         "type": "synth_platform.SyntheticTwinsComponent",
         "attributes": {"dbt_project": "../../../shop_dbt"},  # found the user's dbt project
     }
+    assert "\n  # public_dir: null  # public store" in text  # the optional ones, commented
     _dg(user_env, project, "check", "defs")
     assets = {
         a["asset_key"]: a

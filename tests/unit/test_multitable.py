@@ -935,7 +935,9 @@ def test_profile_categories_read_as_text_exactly_as_astype_str() -> None:
         "nullable int": pd.Series([1, None, 3], dtype="Int64"),
         "category": pd.Series(["x", None, "y", "x"], dtype="category"),
         "string": pd.Series(["a", None, "b"], dtype="string"),
-        "datetime": pd.Series(pd.to_datetime(["2020-01-01", None, "2021-05-05 10:00"], format="mixed")),
+        "datetime": pd.Series(
+            pd.to_datetime(["2020-01-01", None, "2021-05-05 10:00"], format="mixed")
+        ),
         "aware": pd.Series(pd.to_datetime(["2020-01-01", None], utc=True)),
         "period": pd.Series(pd.period_range("2020-01", periods=2, freq="M")),
         "object": pd.Series(["a", None, 1, True, 1.0, np.nan], dtype=object),
