@@ -206,8 +206,8 @@ def _nanosecond_timestamps(
         column = e.get("kwargs", {}).get("column")
         if key is None or column not in renamed:
             return e
-        value = e["kwargs"][key]
-        new = ["datetime64[ns]" if t == str(data[column].dtype) else t for t in value] if (
+        value, own = e["kwargs"][key], renamed[column]["datetime64[ns]"]
+        new = ["datetime64[ns]" if t == own else t for t in value] if (
             isinstance(value, list)) else "datetime64[ns]"  # fmt: skip
         return {**e, "kwargs": {**e["kwargs"], key: new}}
 
