@@ -18,42 +18,44 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import mlflow
+import pandas as pd
 from mlflow.entities import Metric
 from mlflow.tracking import MlflowClient
 
-# Importing mlflow.pyfunc makes MLflow 3 warn about type hints of its own bundled model classes,
-# and defining ours would warn that `predict` has none (hints would make MLflow validate the
-# input as a list, which this model's one row of sampling options is not): keep logs clean.
+# Importing mlflow.pyfunc makes MLflow 3 warn about type hints of its own bundled model classes:
+# keep logs clean.
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", UserWarning)
     import mlflow.pyfunc
 
 
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore", UserWarning)
+class SynthesizerModel(mlflow.pyfunc.PythonModel):
+    """pyfunc wrapper: `predict(pd.DataFrame({"num_rows": [n], "seed": [s]}))` samples rows;
+    for a multi-table model, `{"scale": [x], "seed": [s], "table": [name]}` returns one table."""
 
-    class SynthesizerModel(mlflow.pyfunc.PythonModel):
-        """pyfunc wrapper: `predict(pd.DataFrame({"num_rows": [n], "seed": [s]}))` samples rows;
-        for a multi-table model, `{"scale": [x], "seed": [s], "table": [name]}` returns one table."""
+    def load_context(self, context: Any) -> None:
+        import cloudpickle
 
-        def load_context(self, context: Any) -> None:
-            import cloudpickle
+        with open(context.artifacts["synthesizer"], "rb") as fh:
+            self.synthesizer = cloudpickle.load(fh)
 
-            with open(context.artifacts["synthesizer"], "rb") as fh:
-                self.synthesizer = cloudpickle.load(fh)
-
-        # No type hints on predict: MLflow would read them as a (list-wrapped) input schema.
-        def predict(self, context, model_input, params=None):  # noqa: ANN001, ANN201
-            row = model_input.iloc[0]
-            if hasattr(self.synthesizer, "sample_scale"):  # multi-table (HMA): one table of it
-                self.synthesizer.reset_sampling()
-                self.synthesizer._numpy_seed = int(row.get("seed", 0)) % 2**32
-                sampled = self.synthesizer.sample_scale(scale=float(row.get("scale", 1.0)))
-                return sampled[str(row["table"])]
+    # `model_input: pd.DataFrame`: a hint MLflow infers no schema from, so it neither validates
+    # this model's one row of sampling options as a list input nor warns, when the class is
+    # defined, that `predict` has no hints (its `filter_user_warnings_once` wrapper overrides
+    # a caller's `warnings` filter, so suppressing it around the class does not work).
+    def predict(
+        self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None
+    ) -> pd.DataFrame:
+        row = model_input.iloc[0]
+        if hasattr(self.synthesizer, "sample_scale"):  # multi-table (HMA): one table of it
             self.synthesizer.reset_sampling()
-            self.synthesizer._set_random_state(int(row.get("seed", 0)))
-            sampled = self.synthesizer.sample(num_rows=int(row["num_rows"]))
-            return next(iter(sampled.values()))
+            self.synthesizer._numpy_seed = int(row.get("seed", 0)) % 2**32
+            sampled = self.synthesizer.sample_scale(scale=float(row.get("scale", 1.0)))
+            return sampled[str(row["table"])]
+        self.synthesizer.reset_sampling()
+        self.synthesizer._set_random_state(int(row.get("seed", 0)))
+        sampled = self.synthesizer.sample(num_rows=int(row["num_rows"]))
+        return next(iter(sampled.values()))
 
 
 @dataclass(frozen=True)
@@ -197,13 +199,17 @@ def log_training(
             run_name=f"{table}-fit", params=params, tags=tags, metrics=metrics,
         ) as (run, exp_id):  # fmt: skip
             mlflow.log_artifact(str(Path(tmp) / "sdv_metadata.json"))
-            with _requirements_checked_by_version(pip_requirements):
+            with _requirements_checked_by_version(pip_requirements), warnings.catch_warnings():
+                # The signature says what to pass; an example would make MLflow sample at log
+                # time, so it would only warn that there is none.
+                warnings.filterwarnings("ignore", ".*An input example was not provided")
                 info = mlflow.pyfunc.log_model(
                     name="model",
                     python_model=SynthesizerModel(),
                     artifacts={"synthesizer": str(model_file)},
                     pip_requirements=pip_requirements,
                     registered_model_name=model_name,
+                    signature=_signature(synthesizer),
                 )
     version = getattr(info, "registered_model_version", None)
     return TrainingRun(
@@ -213,6 +219,20 @@ def log_training(
         model_version=str(version) if version is not None else None,
         tracking_uri=tracking_uri,
     )
+
+
+def _signature(synthesizer: Any) -> Any:
+    """The model's input: the one row of sampling options :class:`SynthesizerModel` reads
+    (a multi-table model's ``scale``/``seed``/``table``, else ``num_rows``/``seed``), so that
+    the registry shows a consumer what to pass and MLflow checks it."""
+    from mlflow.models import ModelSignature
+    from mlflow.types.schema import ColSpec, Schema
+
+    if hasattr(synthesizer, "sample_scale"):
+        columns = [ColSpec("double", "scale"), ColSpec("string", "table")]
+    else:
+        columns = [ColSpec("long", "num_rows")]
+    return ModelSignature(inputs=Schema([*columns, ColSpec("long", "seed", required=False)]))
 
 
 _PACKAGE_MAP_LOCK = threading.Lock()
