@@ -20,6 +20,7 @@ from synth_platform.defs.tables import (
     column_schema,
     gate_checks,
     mlflow_links,
+    priority,
     release_metadata,
     run_tags,
     split_asset,
@@ -59,7 +60,7 @@ def group_definitions(
     @dg.asset(
         key=synth_key, deps=[dg.AssetKey(f"{t}_split") for t in group.tables],
         group_name=dagster_group, kinds={"sdv", "mlflow"}, tags=tags, output_required=False,
-        automation_condition=wiring.automation,
+        automation_condition=wiring.automation, op_tags=priority("synthesizer"),
         code_version="-".join(refresh.asset_code_version(models[t]) for t in group.tables),
         description=f"Synthesizer of group `{group.name}` ({', '.join(group.tables)}; {rels}): "
         "SDV HMA where it accepts the schema and the row budget, else one synthesizer per "
@@ -142,6 +143,7 @@ def group_definitions(
             for t in group.tables
         ],
         can_subset=False,
+        op_tags=priority("synthetic"),
     )
     def synthetic(context: dg.AssetExecutionContext, synth: SynthHomeResource):
         from synth_platform.lib import group as G
@@ -180,6 +182,7 @@ def group_definitions(
             for t in group.tables
         ],
         can_subset=False,
+        op_tags=priority("published"),
     )
     def published(synth: SynthHomeResource, synth_mlflow: MlflowResource):
         from synth_platform.lib import group as G
@@ -208,7 +211,7 @@ def _group_check(
 ) -> dg.AssetChecksDefinition:
     @dg.asset_check(
         asset=dg.AssetKey(f"{table}_synthetic"), name=f"{table}_{kind}", blocking=True,
-        description=plan.GROUP_GATE_DESCRIPTIONS[kind],
+        description=plan.GROUP_GATE_DESCRIPTIONS[kind], op_tags=priority(kind),
     )  # fmt: skip
     def check(synth: SynthHomeResource, synth_mlflow: MlflowResource) -> dg.AssetCheckResult:
         from synth_platform.lib import group as G

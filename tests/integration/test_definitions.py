@@ -88,6 +88,30 @@ def test_factory_selects_models_and_names_groups(tmp_path):
     assert not list(defs.schedules or [])
 
 
+def test_every_step_of_the_refresh_job_has_its_kinds_priority(tmp_path):
+    # Under the multiprocess executor Dagster starts the ready step of highest `dagster/priority`
+    # first: splits, fits and samples before gates, the longest gate first, publication last.
+    from synth_platform.defs.tables import STEP_PRIORITY
+
+    for select in (None, ["customers"]):  # the example's group; one table alone
+        defs = example_definitions(home=tmp_path / str(bool(select)), select=select)
+        job = defs.resolve_job_def(REFRESH_JOB)
+        seen = set()
+        for node in job.nodes:
+            if node.name in ("demo_bank_source", "warehouse_dbt_models"):
+                continue
+            kind = node.name.rsplit("_", 1)[-1]
+            kind = {"table": "cross_table"}.get(kind, kind)
+            assert kind in STEP_PRIORITY, node.name
+            assert node.definition.tags.get("dagster/priority") == str(STEP_PRIORITY[kind]), (
+                node.name
+            )
+            seen.add(kind)
+        assert seen == set(STEP_PRIORITY) - (
+            set() if select is None else {"integrity", "cardinality", "cross_table"}
+        ), seen
+
+
 def test_refresh_job_leaves_the_dbt_models_to_their_own_job_unless_asked(tmp_path):
     twins = {"customers", "accounts", "transactions"}
 
