@@ -13,6 +13,7 @@ multiprocess executor with the in-process one on four independent tables.
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import shutil
@@ -341,6 +342,13 @@ if __name__ == "__main__":
         res = dg.execute_job(dg.reconstructable(warehouse), instance=inst, run_config=source,
                              asset_selection=upstream)
         print("warehouse", time.perf_counter() - start, "success", res.success)
+        barrier = os.environ.get("SCALE_BENCH_BARRIER")  # start the twins job with the others
+        if barrier:
+            open(f"{barrier}.{os.getpid()}", "w").close()
+            folder, name = os.path.split(barrier)
+            while sum(f.startswith(name + ".") for f in os.listdir(folder)) < int(
+                    os.environ["SCALE_BENCH_PEERS"]):
+                time.sleep(0.05)
         config = {"execution": {"config": {executor: {"max_concurrent": 2, "start_method": {
             "forkserver": {"preload_modules": ["scale_job", "tests.example",
                                                "synth_platform.preload"]}}}
@@ -396,11 +404,18 @@ def _wide_project(root: Path, n_rows: int, n_columns: int) -> Path:
 
 
 def _run_job_script(
-    root: Path, project: Path, select: str, executor: str, scale: float, timed: bool
+    root: Path,
+    project: Path,
+    select: str,
+    executor: str,
+    scale: float,
+    timed: bool,
+    extra_env: dict[str, str] | None = None,
 ) -> dict[str, float | str]:
     """Run :data:`_JOB` for ``select`` (comma-separated models) in the fresh home ``root``:
     the warehouse job, then the twins job on ``executor``; under /usr/bin/time if ``timed``."""
-    env = {**_env(root), "SCALE_BENCH_PROJECT": str(project), "SCALE_BENCH_SELECT": select}
+    env = {**_env(root), "SCALE_BENCH_PROJECT": str(project), "SCALE_BENCH_SELECT": select,
+           **(extra_env or {})}  # fmt: skip
     env["PYTHONPATH"] = f"{REPO}{os.pathsep}{root}"
     (root / "dagster").mkdir()
     (root / "dagster" / "dagster.yaml").write_text(
@@ -516,34 +531,85 @@ def _two_core_ceiling(rounds: int = 3) -> float:
     return 2 * alone / run(2)
 
 
+_ONE_THREAD = "in_process, one thread per step"
+#: (label, executor, environment). The second row limits the threads the steps start
+#: themselves (the CART fit's column threads, the privacy gate's numba kernels, BLAS): the
+#: in-process run then does the same work on about one core, the yardstick for what a second
+#: core adds. (SciPy's KD-tree queries in the privacy gate still use both cores.)
+_EXECUTOR_ROWS = (
+    ("in_process", "in_process", None),
+    (_ONE_THREAD, "in_process", {"SYNTH_CART_THREADS": "1", "NUMBA_NUM_THREADS": "1",
+                                 "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}),
+    ("multiprocess", "multiprocess", None),
+)  # fmt: skip
+
+
+_HALVES = "two in_process runs at once (t1, t2 / t3, t4), one thread per step"
+
+
+def _two_halves_at_once(n: int) -> tuple[float, float] | None:
+    """The same work on two cores without Dagster's multiprocess executor: two homes, each
+    with half the tables, whose twins jobs (in-process, one thread per step) start together
+    once both warehouse jobs are done. What two cores give this workload on this machine:
+    (wall of the later one, machine busy CPU seconds meanwhile), or None if one failed."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    barrier = Path(tempfile.mkdtemp(prefix="synth-exec-barrier-")) / "ready"
+    roots = [Path(tempfile.mkdtemp(prefix="synth-exec-half-")) for _ in range(2)]
+    env = {**dict(_EXECUTOR_ROWS[1][2] or {}), "SCALE_BENCH_BARRIER": str(barrier),
+           "SCALE_BENCH_PEERS": "2"}  # fmt: skip
+
+    def half(i: int) -> dict[str, float | str]:
+        return _run_job_script(
+            roots[i], _four_tables_project(roots[i]), ("t1,t2", "t3,t4")[i], "in_process",
+            n / TRANSACTIONS_PER_SCALE, timed=False, extra_env=env,
+        )  # fmt: skip
+
+    with ThreadPoolExecutor(2) as pool:
+        runs = list(pool.map(half, range(2)))
+    for root in (*roots, barrier.parent):
+        shutil.rmtree(root, ignore_errors=True)
+    if any("error" in r or r["published"] != "True" for r in runs):
+        return None
+    return max(float(r["wall"]) for r in runs), max(float(r["cpu"]) for r in runs)
+
+
 def _executors(quick: bool) -> str:
     # Transactions in all; each table gets a quarter. Two sizes: the steps' imports are a fixed
     # cost (paid once, before the first step, under multiprocess), so the speed-up grows with
     # the work.
     sizes = (40_000,) if quick else (1_000_000, 4_000_000)
     table = Table(
-        ["executor", "rows per table", "twins job (s)", "speed-up", "first step after (s)",
-         "CPU (s)", "cores busy (CPU / wall)", "published", "warehouse job before it (s)"]
+        ["executor", "rows per table", "twins job (s)", "speed-up", "speed-up over one thread",
+         "first step after (s)", "CPU (s)", "cores busy (CPU / wall)", "published",
+         "warehouse job before it (s)"]
     )  # fmt: skip
     for n in sizes:
         walls: dict[str, float] = {}
-        for executor in ("in_process", "multiprocess"):
+        for label, executor, extra_env in _EXECUTOR_ROWS:
             root = Path(tempfile.mkdtemp(prefix=f"synth-exec-{executor}-"))
             project = _four_tables_project(root)
             run = _run_job_script(
-                root, project, "t1,t2,t3,t4", executor, n / TRANSACTIONS_PER_SCALE, timed=False
-            )
+                root, project, "t1,t2,t3,t4", executor, n / TRANSACTIONS_PER_SCALE, timed=False,
+                extra_env=extra_env,
+            )  # fmt: skip
             if "error" in run:
-                table.add([executor, n // 4, float("nan"), float("nan"), float("nan"),
-                           float("nan"), float("nan"), f"error: {run['error']}",
+                table.add([label, n // 4, float("nan"), float("nan"), float("nan"),
+                           float("nan"), float("nan"), float("nan"), f"error: {run['error']}",
                            float("nan")])  # fmt: skip
             else:
                 wall, cpu = float(run["wall"]), float(run["cpu"])
-                walls[executor] = wall
-                speed_up = walls["in_process"] / wall if "in_process" in walls else float("nan")
-                table.add([executor, n // 4, wall, speed_up, run["head"], cpu, cpu / wall,
-                           run["published"], run["warehouse"]])  # fmt: skip
+                walls[label] = wall
+                table.add([label, n // 4, wall, walls.get("in_process", math.nan) / wall,
+                           walls.get(_ONE_THREAD, math.nan) / wall, run["head"], cpu,
+                           cpu / wall, run["published"], run["warehouse"]])  # fmt: skip
             shutil.rmtree(root, ignore_errors=True)
+        halves = _two_halves_at_once(n)
+        if halves is not None:
+            wall, cpu = halves
+            table.add([_HALVES, n // 4, wall, walls.get("in_process", math.nan) / wall,
+                       walls.get(_ONE_THREAD, math.nan) / wall, float("nan"), cpu, cpu / wall,
+                       "True", float("nan")])  # fmt: skip
     ceiling = _two_core_ceiling()
     return (
         table.markdown()
@@ -558,7 +624,16 @@ def _executors(quick: bool) -> str:
         "definitions are built once in the forkserver (`built_once_per_forkserver`); each step "
         "process still opens the Dagster instance and builds its execution plan. The "
         "splits hold the `duckdb_warehouse` pool one at a time either way. `speed-up`: the "
-        "in-process twins job's time over this one's. `first step after`: from the run's "
+        "in-process twins job's time over this one's. The in-process run is not one core's: "
+        "its steps start threads of their own (the CART fit's columns, the privacy gate's "
+        "kernels; `cores busy` above 1), so the row `one thread per step` runs it again with "
+        "those limited (`SYNTH_CART_THREADS=1`, `NUMBA_NUM_THREADS=1`, `OMP_NUM_THREADS=1`, "
+        "`OPENBLAS_NUM_THREADS=1`), and `speed-up over one thread` is that run's time over "
+        "this one's. The last row is what two cores give this very work without Dagster's "
+        "executor: two homes with two of the tables each, their twins jobs (in-process, one "
+        "thread per step) started together once both warehouse jobs were done; its time is "
+        "the later one's. Steps are started by `dagster/priority` (splits, fits, samples, "
+        "then the gates longest first). `first step after`: from the run's "
         "start to its first step's; under multiprocess that is the forkserver importing the "
         "steps' libraries once (the in-process run pays the same imports inside its first "
         "steps), a fixed cost that the two cores cannot share, so the speed-up grows with the "
