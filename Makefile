@@ -13,7 +13,7 @@ export DAGSTER_HOME ?= $(SYNTH_HOME)/dagster
 export GX_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := 1
 export DBT_SEND_ANONYMOUS_USAGE_STATS := false
-export MLFLOW_ENABLE_TELEMETRY := false
+export MLFLOW_DISABLE_TELEMETRY := true
 
 .PHONY: setup demo test dev mlflow bench mostlyai-env lint lock clean
 

@@ -65,7 +65,7 @@ def _env(home: Path) -> dict[str, str]:
         GX_ANALYTICS_ENABLED="false",
         DO_NOT_TRACK="1",
         DBT_SEND_ANONYMOUS_USAGE_STATS="false",
-        MLFLOW_ENABLE_TELEMETRY="false",
+        MLFLOW_DISABLE_TELEMETRY="true",
         PYTHONPATH=str(REPO),
     )
     return env

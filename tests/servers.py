@@ -119,7 +119,7 @@ def mlflow_server(root: Path, *, timeout: float = 90.0) -> Iterator[str]:
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,  # its own process group: the workers stop with it
-        env={**os.environ, "MLFLOW_ENABLE_TELEMETRY": "false", "DO_NOT_TRACK": "1"},
+        env={**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "1"},
     )
     url = f"http://127.0.0.1:{port}"
     try:

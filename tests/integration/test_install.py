@@ -76,7 +76,7 @@ def user_env(tmp_path_factory) -> dict:
         "DO_NOT_TRACK": "1",
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
         "GX_ANALYTICS_ENABLED": "false",
-        "MLFLOW_ENABLE_TELEMETRY": "false",
+        "MLFLOW_DISABLE_TELEMETRY": "true",
     }
     env.pop("SYNTH_HOME", None)  # the user project's own root must decide
     env.pop("MLFLOW_TRACKING_URI", None)

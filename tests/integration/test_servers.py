@@ -244,7 +244,7 @@ class Kubelet:
         # The image: this Python and this project (the job's module, `tests.integration...`).
         env = {k: os.environ[k] for k in ("PATH", "HOME") if k in os.environ}
         env["PYTHONPATH"] = str(REPO)
-        env.update(GX_ANALYTICS_ENABLED="false", DO_NOT_TRACK="1", MLFLOW_ENABLE_TELEMETRY="false")
+        env.update(GX_ANALYTICS_ENABLED="false", DO_NOT_TRACK="1", MLFLOW_DISABLE_TELEMETRY="true")
         for source in container.env_from or []:
             env.update(self.secrets[source.secret_ref.name])
         env.update({e.name: e.value for e in container.env or []})

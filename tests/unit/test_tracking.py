@@ -156,3 +156,28 @@ print("SAMPLED")
     assert out.returncode == 0 and "SAMPLED" in out.stdout, out.stderr[-3000:]
     assert "type hint" not in out.stderr.lower(), out.stderr[-3000:]
     assert "input example" not in out.stderr.lower(), out.stderr[-3000:]
+
+
+def test_the_makefiles_environment_turns_mlflow_telemetry_off():
+    # `make demo`/`dev`/`bench` export what keeps the tools offline. MLflow 3 reads
+    # MLFLOW_DISABLE_TELEMETRY (or DO_NOT_TRACK=true, not 1): the Makefile used to export an
+    # MLFLOW_ENABLE_TELEMETRY that MLflow does not read, and MLflow's telemetry stayed on.
+    import re
+    import subprocess
+    import sys
+
+    makefile = Path(__file__).resolve().parents[2] / "Makefile"
+    exported = dict(re.findall(r"^export (\w+) :?= (.*)$", makefile.read_text(), re.M))
+    assert "MLFLOW_DISABLE_TELEMETRY" in exported
+    env = {k: v for k, v in os.environ.items() if "TELEMETRY" not in k and k != "DO_NOT_TRACK"}
+    env.update({k: v for k, v in exported.items() if "$" not in v})
+    code = (
+        "from mlflow.telemetry.utils import is_telemetry_disabled as off\n"
+        "from mlflow.environment_variables import MLFLOW_DISABLE_TELEMETRY as var\n"
+        "import os; print(off(), var.get() or os.environ.get('DO_NOT_TRACK', '') == 'true')"
+    )
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.stdout.split() == ["True", "True"], out.stderr[-2000:]
+    env.pop("MLFLOW_DISABLE_TELEMETRY")  # the control: DO_NOT_TRACK=1 alone does not do it
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.stdout.split()[1] == "False", out.stderr[-2000:]
