@@ -398,10 +398,14 @@ def fit_table(*, home: SynthHome, model: ModelSpec, progress: Progress | None = 
     )
 
 
-def _pip_requirements() -> list[str]:
+@functools.cache
+def _pip_requirements() -> tuple[str, ...]:
+    """The model's pinned requirements, read once per process: each read parses five packages'
+    metadata (~13 ms a fit, 2 cores), and what is installed does not change under a run."""
     from importlib.metadata import version
 
-    return [f"{p}=={version(p)}" for p in ("sdv", "pandas", "numpy", "scikit-learn", "cloudpickle")]
+    names = ("sdv", "pandas", "numpy", "scikit-learn", "cloudpickle")
+    return tuple(f"{p}=={version(p)}" for p in names)
 
 
 def train_table(
@@ -467,7 +471,7 @@ def train_table(
         },
         synthesizer=fit.synthesizer,
         metadata_json={"table": meta.to_dict(), "sdv": sdv},
-        pip_requirements=_pip_requirements(),
+        pip_requirements=list(_pip_requirements()),
     )
     tmp = locks.temp_path(paths.model)  # unique: concurrent fits never share a temp file
     with locks.removed_on_error(tmp):

@@ -55,7 +55,7 @@ def test_logging_a_model_does_not_scan_every_installed_distribution(tmp_path, mo
     meta = {"tables": {"t": {"columns": {"x": {"sdtype": "numerical"}}}}}
     synthesizer = GaussianCopulaSynthesizer(Metadata.load_from_dict(meta))
     synthesizer.fit({"t": frame})
-    requirements = lifecycle._pip_requirements()
+    requirements = list(lifecycle._pip_requirements())
     run = log_training(
         tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}", artifact_root=tmp_path / "art",
         table="t", params={}, tags={}, metrics={}, synthesizer=synthesizer, metadata_json=meta,
