@@ -31,7 +31,7 @@ WAREHOUSE_POOL = "duckdb_warehouse"
 #: longest remaining path first (splits, fits, samples), then the gates longest first, then
 #: publication. Without it, Dagster took the steps of the first tables in plan order, and a
 #: 4-table run's last table started its privacy gate (its longest step) once the other tables
-#: were done: one core busy for its last ~10 s (4 x 250k rows, 2 cores). Every executor
+#: were done: one core busy for its last ~5 s (4 x 1M rows, 2 cores). Every executor
 #: respects the order; the in-process one runs the same steps one after another either way.
 STEP_PRIORITY = {
     "split": 6, "synthesizer": 5, "synthetic": 4, "privacy": 3, "fidelity": 2, "cross_table": 2,
