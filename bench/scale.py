@@ -334,20 +334,24 @@ def job():  # the twins alone: what the refresh schedule runs
 if __name__ == "__main__":
     executor = sys.argv[1]
     source = {"ops": {"demo_bank_source": {"config": {"scale": float(sys.argv[2]), "seed": 5}}}}
+    barrier = os.environ.get("SCALE_BENCH_BARRIER")  # start the twins job with the others
     with dg.DagsterInstance.get() as inst:
         start = time.perf_counter()
-        built = warehouse()
-        twins = job().asset_layer.executable_asset_keys
-        upstream = [k for k in built.asset_layer.executable_asset_keys if k not in twins]
-        res = dg.execute_job(dg.reconstructable(warehouse), instance=inst, run_config=source,
-                             asset_selection=upstream)
-        print("warehouse", time.perf_counter() - start, "success", res.success)
-        barrier = os.environ.get("SCALE_BENCH_BARRIER")  # start the twins job with the others
+        try:
+            built = warehouse()
+            twins = job().asset_layer.executable_asset_keys
+            upstream = [k for k in built.asset_layer.executable_asset_keys if k not in twins]
+            res = dg.execute_job(dg.reconstructable(warehouse), instance=inst,
+                                 run_config=source, asset_selection=upstream)
+            print("warehouse", time.perf_counter() - start, "success", res.success)
+        finally:  # a peer waits for this, failed or not (and for at most 15 min)
+            if barrier:
+                open(f"{barrier}.{os.getpid()}", "w").close()
         if barrier:
-            open(f"{barrier}.{os.getpid()}", "w").close()
             folder, name = os.path.split(barrier)
+            waited = time.perf_counter()
             while sum(f.startswith(name + ".") for f in os.listdir(folder)) < int(
-                    os.environ["SCALE_BENCH_PEERS"]):
+                    os.environ["SCALE_BENCH_PEERS"]) and time.perf_counter() - waited < 900:
                 time.sleep(0.05)
         config = {"execution": {"config": {executor: {"max_concurrent": 2, "start_method": {
             "forkserver": {"preload_modules": ["scale_job", "tests.example",
@@ -547,11 +551,12 @@ _EXECUTOR_ROWS = (
 _HALVES = "two in_process runs at once (t1, t2 / t3, t4), one thread per step"
 
 
-def _two_halves_at_once(n: int) -> tuple[float, float] | None:
+def _two_halves_at_once(n: int) -> tuple[float, float] | str:
     """The same work on two cores without Dagster's multiprocess executor: two homes, each
     with half the tables, whose twins jobs (in-process, one thread per step) start together
     once both warehouse jobs are done. What two cores give this workload on this machine:
-    (wall of the later one, machine busy CPU seconds meanwhile), or None if one failed."""
+    (wall of the later one, machine busy CPU seconds meanwhile), or the error of one that
+    failed."""
     from concurrent.futures import ThreadPoolExecutor
 
     barrier = Path(tempfile.mkdtemp(prefix="synth-exec-barrier-")) / "ready"
@@ -569,8 +574,9 @@ def _two_halves_at_once(n: int) -> tuple[float, float] | None:
         runs = list(pool.map(half, range(2)))
     for root in (*roots, barrier.parent):
         shutil.rmtree(root, ignore_errors=True)
-    if any("error" in r or r["published"] != "True" for r in runs):
-        return None
+    for r in runs:
+        if "error" in r or r["published"] != "True":
+            return str(r.get("error", "not published"))
     return max(float(r["wall"]) for r in runs), max(float(r["cpu"]) for r in runs)
 
 
@@ -605,7 +611,10 @@ def _executors(quick: bool) -> str:
                            cpu / wall, run["published"], run["warehouse"]])  # fmt: skip
             shutil.rmtree(root, ignore_errors=True)
         halves = _two_halves_at_once(n)
-        if halves is not None:
+        if isinstance(halves, str):
+            table.add([_HALVES, n // 4, *[float("nan")] * 6, f"error: {halves}",
+                       float("nan")])  # fmt: skip
+        else:
             wall, cpu = halves
             table.add([_HALVES, n // 4, wall, walls.get("in_process", math.nan) / wall,
                        walls.get(_ONE_THREAD, math.nan) / wall, float("nan"), cpu, cpu / wall,

@@ -31,8 +31,11 @@ WAREHOUSE_POOL = "duckdb_warehouse"
 #: longest remaining path first (splits, fits, samples), then the gates longest first, then
 #: publication. Without it, Dagster took the steps of the first tables in plan order, and a
 #: 4-table run's last table started its privacy gate (its longest step) once the other tables
-#: were done: one core busy for its last ~5 s (4 x 1M rows, 2 cores). Every executor
-#: respects the order; the in-process one runs the same steps one after another either way.
+#: were done: one core busy for its last ~5 s (4 x 1M rows, 2 cores). Every executor follows
+#: it: the in-process one now runs every split, then every fit, and so on, publishing at the
+#: end (it did so before too, for the example). Dagster also orders a concurrency pool's
+#: waiting claims by it: a split (6) waiting for `duckdb_warehouse` goes before another run's
+#: dbt step (0) waiting for the same pool.
 STEP_PRIORITY = {
     "split": 6, "synthesizer": 5, "synthetic": 4, "privacy": 3, "fidelity": 2, "cross_table": 2,
     "validity": 1, "cardinality": 1, "integrity": 1, "published": 0,

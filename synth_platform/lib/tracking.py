@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import cloudpickle
 import mlflow
-import pandas as pd
 from mlflow.entities import Metric
 from mlflow.tracking import MlflowClient
 
@@ -28,34 +28,12 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore", UserWarning)
     import mlflow.pyfunc
 
+from synth_platform.lib import pyfunc_model  # noqa: E402 - after MLflow's pyfunc, quietly
 
-class SynthesizerModel(mlflow.pyfunc.PythonModel):
-    """pyfunc wrapper: `predict(pd.DataFrame({"num_rows": [n], "seed": [s]}))` samples rows;
-    for a multi-table model, `{"scale": [x], "seed": [s], "table": [name]}` returns one table."""
-
-    def load_context(self, context: Any) -> None:
-        import cloudpickle
-
-        with open(context.artifacts["synthesizer"], "rb") as fh:
-            self.synthesizer = cloudpickle.load(fh)
-
-    # `model_input: pd.DataFrame`: a hint MLflow infers no schema from, so it neither validates
-    # this model's one row of sampling options as a list input nor warns, when the class is
-    # defined, that `predict` has no hints (its `filter_user_warnings_once` wrapper overrides
-    # a caller's `warnings` filter, so suppressing it around the class does not work).
-    def predict(
-        self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None
-    ) -> pd.DataFrame:
-        row = model_input.iloc[0]
-        if hasattr(self.synthesizer, "sample_scale"):  # multi-table (HMA): one table of it
-            self.synthesizer.reset_sampling()
-            self.synthesizer._numpy_seed = int(row.get("seed", 0)) % 2**32
-            sampled = self.synthesizer.sample_scale(scale=float(row.get("scale", 1.0)))
-            return sampled[str(row["table"])]
-        self.synthesizer.reset_sampling()
-        self.synthesizer._set_random_state(int(row.get("seed", 0)))
-        sampled = self.synthesizer.sample(num_rows=int(row["num_rows"]))
-        return next(iter(sampled.values()))
+# The pyfunc wrapper travels by value in every logged model (see `pyfunc_model`); the name
+# stays importable here for models logged before it moved, which refer to it by this path.
+cloudpickle.register_pickle_by_value(pyfunc_model)
+SynthesizerModel = pyfunc_model.SynthesizerModel
 
 
 @dataclass(frozen=True)
@@ -223,13 +201,14 @@ def log_training(
 
 def _signature(synthesizer: Any) -> Any:
     """The model's input: the one row of sampling options :class:`SynthesizerModel` reads
-    (a multi-table model's ``scale``/``seed``/``table``, else ``num_rows``/``seed``), so that
-    the registry shows a consumer what to pass and MLflow checks it."""
+    (a multi-table model's ``table`` and optional ``scale``, else ``num_rows``; an optional
+    ``seed``), so that the registry shows a consumer what to pass and MLflow checks it: whole
+    numbers for ``num_rows`` and ``seed`` (MLflow refuses a float column for them)."""
     from mlflow.models import ModelSignature
     from mlflow.types.schema import ColSpec, Schema
 
     if hasattr(synthesizer, "sample_scale"):
-        columns = [ColSpec("double", "scale"), ColSpec("string", "table")]
+        columns = [ColSpec("string", "table"), ColSpec("double", "scale", required=False)]
     else:
         columns = [ColSpec("long", "num_rows")]
     return ModelSignature(inputs=Schema([*columns, ColSpec("long", "seed", required=False)]))
