@@ -540,10 +540,11 @@ _ONE_THREAD = "in_process, one thread per step"
 #: themselves (the CART fit's column threads, the privacy gate's numba kernels, BLAS): the
 #: in-process run then does the same work on about one core, the yardstick for what a second
 #: core adds. (SciPy's KD-tree queries in the privacy gate still use both cores.)
+_ONE_THREAD_ENV = {"SYNTH_CART_THREADS": "1", "NUMBA_NUM_THREADS": "1", "OMP_NUM_THREADS": "1",
+                   "OPENBLAS_NUM_THREADS": "1"}  # fmt: skip
 _EXECUTOR_ROWS = (
     ("in_process", "in_process", None),
-    (_ONE_THREAD, "in_process", {"SYNTH_CART_THREADS": "1", "NUMBA_NUM_THREADS": "1",
-                                 "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}),
+    (_ONE_THREAD, "in_process", _ONE_THREAD_ENV),
     ("multiprocess", "multiprocess", None),
 )  # fmt: skip
 
@@ -561,7 +562,7 @@ def _two_halves_at_once(n: int) -> tuple[float, float] | str:
 
     barrier = Path(tempfile.mkdtemp(prefix="synth-exec-barrier-")) / "ready"
     roots = [Path(tempfile.mkdtemp(prefix="synth-exec-half-")) for _ in range(2)]
-    env = {**dict(_EXECUTOR_ROWS[1][2] or {}), "SCALE_BENCH_BARRIER": str(barrier),
+    env = {**_ONE_THREAD_ENV, "SCALE_BENCH_BARRIER": str(barrier),
            "SCALE_BENCH_PEERS": "2"}  # fmt: skip
 
     def half(i: int) -> dict[str, float | str]:

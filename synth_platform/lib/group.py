@@ -383,7 +383,7 @@ def train_group(
             metrics={"fit_seconds": fit.fit_seconds, **{f"train_rows.{t}": n for t, n in fit.rows.items()}},
             synthesizer=fit.synthesizer,
             metadata_json=multi,
-            pip_requirements=list(lifecycle._pip_requirements()),
+            pip_requirements=lifecycle._pip_requirements(),
         )  # fmt: skip
         tmp = locks.temp_path(paths.model)  # unique: concurrent fits never share a temp file
         with locks.removed_on_error(tmp):

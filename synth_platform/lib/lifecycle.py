@@ -471,7 +471,7 @@ def train_table(
         },
         synthesizer=fit.synthesizer,
         metadata_json={"table": meta.to_dict(), "sdv": sdv},
-        pip_requirements=list(_pip_requirements()),
+        pip_requirements=_pip_requirements(),
     )
     tmp = locks.temp_path(paths.model)  # unique: concurrent fits never share a temp file
     with locks.removed_on_error(tmp):

@@ -11,7 +11,7 @@ import tempfile
 import threading
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -164,7 +164,7 @@ def log_training(
     metrics: dict[str, float],
     synthesizer: Any,
     metadata_json: dict[str, Any],
-    pip_requirements: list[str],
+    pip_requirements: Sequence[str],
 ) -> TrainingRun:
     """Record a fit: params, fingerprint tags, metrics, SDV metadata, the model (registered)."""
     model_name = f"synth_platform.{table}"
@@ -177,7 +177,8 @@ def log_training(
             run_name=f"{table}-fit", params=params, tags=tags, metrics=metrics,
         ) as (run, exp_id):  # fmt: skip
             mlflow.log_artifact(str(Path(tmp) / "sdv_metadata.json"))
-            with _requirements_checked_by_version(pip_requirements), warnings.catch_warnings():
+            requirements = list(pip_requirements)  # MLflow takes a list (or a file name)
+            with _requirements_checked_by_version(requirements), warnings.catch_warnings():
                 # The signature says what to pass; an example would make MLflow sample at log
                 # time, so it would only warn that there is none.
                 warnings.filterwarnings("ignore", ".*An input example was not provided")
@@ -185,7 +186,7 @@ def log_training(
                     name="model",
                     python_model=SynthesizerModel(),
                     artifacts={"synthesizer": str(model_file)},
-                    pip_requirements=pip_requirements,
+                    pip_requirements=requirements,
                     registered_model_name=model_name,
                     signature=_signature(synthesizer),
                 )
