@@ -178,7 +178,11 @@ def log_training(
         ) as (run, exp_id):  # fmt: skip
             mlflow.log_artifact(str(Path(tmp) / "sdv_metadata.json"))
             requirements = list(pip_requirements)  # MLflow takes a list (or a file name)
-            with _requirements_checked_by_version(requirements), warnings.catch_warnings():
+            with (
+                _requirements_checked_by_version(requirements),
+                _no_copy_progress_bar(),
+                warnings.catch_warnings(),
+            ):
                 # The signature says what to pass; an example would make MLflow sample at log
                 # time, so it would only warn that there is none.
                 warnings.filterwarnings("ignore", ".*An input example was not provided")
@@ -249,6 +253,24 @@ def _requirements_checked_by_version(pip_requirements: list[str]) -> Iterator[No
             yield
         finally:
             ru._MODULES_TO_PACKAGES, ru._PACKAGES_TO_MODULES = None, before
+
+
+@contextlib.contextmanager
+def _no_copy_progress_bar() -> Iterator[None]:
+    """Logging a model, MLflow copies the synthesizer's file into the model folder through its
+    artifact download, which draws a tqdm bar ("Downloading artifacts: 100%|...") on stderr:
+    a line of noise in every fit step's log, for a local copy. Unless the user set
+    ``MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR`` themselves, it is off while our model is logged
+    (MLflow reads the variable when it draws the bar)."""
+    name = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
+    if name in os.environ:
+        yield
+        return
+    os.environ[name] = "false"
+    try:
+        yield
+    finally:
+        os.environ.pop(name, None)
 
 
 @contextlib.contextmanager

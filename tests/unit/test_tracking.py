@@ -121,8 +121,8 @@ def test_processes_opening_a_new_sqlite_store_at_once_all_succeed(tmp_path):
 def test_the_registered_model_loads_and_samples_without_a_warning(tmp_path):
     # What a consumer of the registry does: load `models:/synth_platform.<table>/<version>` as a
     # pyfunc and ask it for rows; its signature says what to pass. Logging prints neither
-    # MLflow's "add type hints" warning (which overrides a caller's filter) nor its "no input
-    # example" one. The models load where synth_platform cannot be imported (the README says
+    # MLflow's "add type hints" warning (which overrides a caller's filter), its "no input
+    # example" one, nor the progress bar of its copy of the synthesizer's file. The models load where synth_platform cannot be imported (the README says
     # so): the wrapper and CART travel by value.
     import subprocess
     import sys
@@ -157,6 +157,7 @@ print("LOGGED")
     assert out.returncode == 0 and "LOGGED" in out.stdout, out.stderr[-3000:]
     assert "type hint" not in out.stderr.lower(), out.stderr[-3000:]
     assert "input example" not in out.stderr.lower(), out.stderr[-3000:]
+    assert "Downloading artifacts" not in out.stderr, out.stderr[-3000:]  # MLflow's copy bar
     load = f"""
 import sys
 sys.modules["synth_platform"] = None  # as if it were not installed
