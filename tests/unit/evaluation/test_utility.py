@@ -135,3 +135,22 @@ def test_non_positive_real_score_gives_nan_ratio():
     )
 
     assert report.real_score <= 0 and math.isnan(report.ratio)
+
+
+@pytest.mark.parametrize("classes", [2, 3])
+def test_one_pass_classes_and_probabilities_are_the_models_own(classes):
+    # The scores read classes and probabilities from one sum over the trees: they must be what
+    # the model's own predict and predict_proba return, to the bit.
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    from synth_platform.lib.evaluation.utility import _classify
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(3000, 3))
+    y = np.array(list("abc"))[(np.abs(x[:, 0] + rng.normal(size=3000)) * classes / 2.5)
+                              .astype(int).clip(0, classes - 1)]  # fmt: skip
+    model = HistGradientBoostingClassifier(random_state=0, max_iter=30).fit(x, y)
+    test = rng.normal(size=(2000, 3))
+    predicted, probabilities = _classify(model, test)
+    np.testing.assert_array_equal(predicted, model.predict(test))
+    np.testing.assert_array_equal(probabilities(), model.predict_proba(test))
