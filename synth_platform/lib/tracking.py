@@ -255,22 +255,33 @@ def _requirements_checked_by_version(pip_requirements: list[str]) -> Iterator[No
             ru._MODULES_TO_PACKAGES, ru._PACKAGES_TO_MODULES = None, before
 
 
+_PROGRESS_BAR = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
+_progress_bar_lock = threading.Lock()
+_progress_bar_state = {"users": 0, "ours": False}
+
+
 @contextlib.contextmanager
 def _no_copy_progress_bar() -> Iterator[None]:
     """Logging a model, MLflow copies the synthesizer's file into the model folder through its
     artifact download, which draws a tqdm bar ("Downloading artifacts: 100%|...") on stderr:
     a line of noise in every fit step's log, for a local copy. Unless the user set
-    ``MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR`` themselves, it is off while our model is logged
-    (MLflow reads the variable when it draws the bar)."""
-    name = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
-    if name in os.environ:
-        yield
-        return
-    os.environ[name] = "false"
+    ``MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR`` themselves, it is off while our models are logged
+    (MLflow reads the variable when it draws the bar); overlapping calls in one process share
+    the setting, and the last one out removes it."""
+    state = _progress_bar_state
+    with _progress_bar_lock:
+        if state["users"] == 0:
+            state["ours"] = _PROGRESS_BAR not in os.environ
+            if state["ours"]:
+                os.environ[_PROGRESS_BAR] = "false"
+        state["users"] += 1
     try:
         yield
     finally:
-        os.environ.pop(name, None)
+        with _progress_bar_lock:
+            state["users"] -= 1
+            if state["users"] == 0 and state["ours"]:
+                os.environ.pop(_PROGRESS_BAR, None)
 
 
 @contextlib.contextmanager
