@@ -115,8 +115,10 @@ def _first_line(exc: Exception) -> str:
 
 def _value_problems(
     con: duckdb.DuckDBPyConnection, qualified: str, columns: list[tuple[str, str]], table: str
-) -> None:
-    """Refuse values the synthesizers cannot model, in one scan of the table."""
+) -> list[str]:
+    """What the synthesizers cannot model in the values of ``columns`` (each problem names its
+    column and the fix), from one scan of the table; none for an empty table, which the caller
+    reports."""
     checks: list[tuple[str, str, str]] = []  # (column, problem kind, SQL count)
     for c, t in columns:
         q, b = quote(c), base_type(t)
@@ -136,14 +138,14 @@ def _value_problems(
                 (c, "range", f"count(*) filter (where isinf({q}) or {q} < {low} or {q} > {high})")
             )
     if not checks:
-        return
+        return []
     sql = f"select count(*), {', '.join(s for _, _, s in checks)} from {qualified}"
     try:
         rows, *counts = con.execute(sql).fetchall()[0]
     except duckdb.Error as exc:
         raise _read_error(table, qualified, exc) from None
     if rows == 0:
-        return  # the caller reports the empty table
+        return []  # the caller reports the empty table
     problems = []
     for (c, kind, _), n in zip(checks, counts, strict=True):
         if kind == "empty" and n == 0:
@@ -170,8 +172,7 @@ def _value_problems(
                 f"sentinel dates to NULL in the dbt model (e.g. `nullif({c}, '9999-12-31')`) "
                 f"or clip them, {_EXCLUDE}"
             )
-    if problems:
-        raise UnsupportedColumnError(f"table '{table}': " + "; ".join(problems) + ".")
+    return problems
 
 
 def _read_error(table: str, relation: str, exc: Exception) -> SourceError:
@@ -233,16 +234,21 @@ def read_source(
                 f"table '{table}': every column of {relation} is excluded; nothing is left to "
                 "synthesize. Shorten `meta.synthetic.exclude`."
             )
-        bad = [(c, t, refusal(t)) for c, t in keep if refusal(t)]
-        if bad:
-            listed = "; ".join(f"{c} ({t}): {why}; fix: {fix}" for c, t, (why, fix) in bad)
-            raise UnsupportedColumnError(
-                f"table '{table}': unsupported column type(s): {listed}. Change them in the dbt "
-                "model, or list them under `meta.synthetic.exclude`."
-            )
         database, schema, name = _split_relation(relation)
         qualified = ".".join(quote(p) for p in (database, schema, name) if p)
-        _value_problems(con, qualified, keep, table)
+        # Every problem at once, types and values, so that one round trip fixes them all.
+        bad = [(c, t, refusal(t)) for c, t in keep if refusal(t)]
+        problems = []
+        if bad:
+            listed = "; ".join(f"{c} ({t}): {why}; fix: {fix}" for c, t, (why, fix) in bad)
+            problems.append(
+                f"unsupported column type(s): {listed}. Change them in the dbt model, or list "
+                "them under `meta.synthetic.exclude`"
+            )
+        modelable = [(c, t) for c, t in keep if not refusal(t)]
+        problems += _value_problems(con, qualified, modelable, table)
+        if problems:
+            raise UnsupportedColumnError(f"table '{table}': " + "; ".join(problems) + ".")
         select = ", ".join(quote(c) for c, _ in keep)
         try:
             data = con.sql(f"select {select} from {qualified}").to_arrow_table()

@@ -79,6 +79,22 @@ def test_missing_empty_and_unsupported_tables_get_clear_errors(tmp_path):
                                 exclude=("b", "c")).columns) == ["a"]  # fmt: skip
 
 
+def test_unsupported_types_and_values_are_reported_together(tmp_path):
+    # One round trip: a table with a refused type and a column without any value names both.
+    import duckdb
+
+    wh = tmp_path / "wh.duckdb"
+    with duckdb.connect(str(wh)) as con:
+        con.execute("create table t as select i as a, null::varchar as note, [i] as l, "
+                    "'infinity'::double as r from range(3) r(i)")  # fmt: skip
+    with pytest.raises(UnsupportedColumnError) as caught:
+        read_real_table(warehouse=wh, relation="main.t", table="t")
+    message = str(caught.value)
+    assert message.startswith("table 't': unsupported column type(s): l (BIGINT[])"), message
+    assert "column 'note' has no value in 3 rows" in message, message
+    assert "column 'r' holds 3 infinite value(s)" in message, message
+
+
 def test_value_kind_of_object_columns_needs_every_value_of_one_kind():
     import datetime as dt
     from decimal import Decimal
