@@ -813,6 +813,7 @@ def _fidelity_metrics(
     synth: pd.DataFrame,
     meta: TableMetadata,
     model: ModelSpec,
+    progress: Progress | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any], FidelityReport, dict[str, str]]:
     """Fidelity metrics (numbers or :class:`NotApplicable`), details, report, subjects.
 
@@ -821,17 +822,26 @@ def _fidelity_metrics(
     ``NO_COLUMN_SCORED`` when no column could be scored. Pair trends count a real trend the
     candidate leaves undefined as 0 (:func:`_pair_trends`); ``overall`` is the mean of the
     applicable properties (Column Shapes alone on a trend-free table).
+
+    ``progress`` gets ``done / total rows (percent), rate`` lines for two stages: ``scores``
+    (the real and synthetic rows compared by our scores, then by SDMetrics' QualityReport) and
+    ``utility`` (the models' fitting rows and the holdout rows each scores).
     """
     from synth_platform.lib.evaluation import (
         compare_with_quality_report,
         evaluate_fidelity,
         evaluate_utility,
     )
+    from synth_platform.lib.evaluation.utility import MAX_FIT_ROWS
+
+    compared = len(real) + len(synth)
+    meter = Meter(progress, stage=f"fidelity {model.name}: scores", total=2 * compared)
 
     rep = evaluate_fidelity(
         real=real, synthetic=synth, numeric=meta.numeric, datetime=meta.datetime,
         categorical=meta.categorical, seed=model.spec.seed,
     )  # fmt: skip
+    meter.advance(compared)
     subjects: dict[str, str] = {}
     shapes = rep.shapes.set_index("column")["score"].astype(float)
     emptied = _emptied_columns(real, synth, list(shapes.index))
@@ -875,6 +885,7 @@ def _fidelity_metrics(
             NotApplicable(NA.NOT_COMPUTED) if comparison.error else comparison.plain
         )
         metrics["sdmetrics_quality_report_gate_columns"] = comparison.same_columns
+    meter.advance(compared)
     details: dict[str, Any] = {
         "sdmetrics_comparison": comparison.notes if isinstance(overall, float) else [],
         "binning": "real",
@@ -883,17 +894,16 @@ def _fidelity_metrics(
         "pairs": rep.pairs.to_dict(orient="records"),
     }
     target = model.spec.target
-    if not target:
-        metrics["utility"] = NotApplicable(NA.NO_TARGET)
-        return metrics, details, rep, subjects
-    reason = _utility_unmeasurable(train, holdout, synth, meta, target)
+    reason = _utility_unmeasurable(train, holdout, synth, meta, target) if target else NA.NO_TARGET
     if reason is not None:
         metrics["utility"] = NotApplicable(reason)
         return metrics, details, rep, subjects
+    rows = min(len(train), MAX_FIT_ROWS) + min(len(synth), MAX_FIT_ROWS) + 2 * len(holdout)
+    meter = Meter(progress, stage=f"fidelity {model.name}: utility ({target})", total=rows)
     util = evaluate_utility(
         train=train, holdout=holdout, synthetic=synth, target=target,
         numeric=meta.numeric, datetime=meta.datetime, categorical=meta.categorical,
-        seed=model.spec.seed,
+        seed=model.spec.seed, progress=meter.set,  # (done, total): the rows with a target
     )  # fmt: skip
     ratio = plain(util.ratio)  # NaN when the real model's score is not positive
     metrics["utility"] = NotApplicable(NA.BASELINE_NOT_POSITIVE) if ratio is None else ratio
@@ -1162,8 +1172,9 @@ def evaluate_gate(
     )
     if kind == "fidelity":
         metrics, details, fid, subjects = _fidelity_metrics(
-            real=real, train=train, holdout=holdout, synth=synth, meta=meta, model=model
-        )
+            real=real, train=train, holdout=holdout, synth=synth, meta=meta, model=model,
+            progress=progress,
+        )  # fmt: skip
         _save_fidelity(paths, fid)
         headline = "overall"
     elif kind == "privacy" and model.is_reference:

@@ -43,6 +43,7 @@ from synth_platform.lib.evaluation import evaluate_fidelity
 from synth_platform.lib.keys import KeyFormat
 from synth_platform.lib.metadata import TableMetadata
 from synth_platform.lib.plan import Relationship, TableGroup, groups_from_specs
+from synth_platform.lib.progress import Tally
 
 __all__ = [
     "HMA_MAX_DEPTH",
@@ -389,17 +390,10 @@ def rekey_children(
     """
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), 0x6B657973]))
     out = {t: _own_frame(synthetic[t]) for t in group.tables}
-    total = sum(len(out[r.child]) for r in group.relationships)
-    done = 0
-
-    def advance(rows: int) -> None:
-        nonlocal done
-        done += rows
-        if progress is not None:
-            progress(done, total)
-
+    tally = Tally(progress, sum(len(out[r.child]) for r in group.relationships))
+    advance = tally.advance
     for r in group.relationships:
-        start = done
+        start = tally.done
         # A defective parent (null or duplicate keys) is re-keyed against its distinct keys
         # and left for the gates to block (integrity counts the duplicates), not raised here.
         parent_keys = out[r.parent][r.parent_column].dropna().drop_duplicates()
@@ -460,7 +454,7 @@ def rekey_children(
         current = list(out[r.child].columns)
         if order != current and len(order) == len(current) and set(order) == set(current):
             out[r.child] = out[r.child][order]  # a copy: only when the order differs
-        advance(start + n_child - done)  # the rows without a key, or all of a random pairing
+        advance(start + n_child - tally.done)  # the rows without a key, or all of a random pairing
     return out
 
 

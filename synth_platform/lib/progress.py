@@ -67,6 +67,20 @@ class Meter:
             self._progress(self.line())
 
 
+class Tally:
+    """Counts the units done toward ``total`` and tells ``progress`` ``(done, total)`` after
+    each addition: the callback form that pure functions take (a :class:`Meter`'s ``set``
+    fits it)."""
+
+    def __init__(self, progress: Callable[[int, int], None] | None, total: int) -> None:
+        self.progress, self.total, self.done = progress, int(total), 0
+
+    def advance(self, n: int) -> None:
+        self.done += int(n)
+        if self.progress is not None:
+            self.progress(self.done, self.total)
+
+
 def report(progress: Progress | None, line: str) -> None:
     """Send one line, when there is somewhere to send it."""
     if progress is not None:

@@ -33,12 +33,14 @@ GROUP_STEPS = [f"{t}_{step}" for t in TABLES for step in ("synthetic", "publishe
 def env(tmp_path_factory):
     root = tmp_path_factory.mktemp("home")
     defs = example_definitions(home=root, expectations_dir=root / "expectations")
+    instance = dg.DagsterInstance.ephemeral()
     result = defs.resolve_job_def(REFRESH_JOB).execute_in_process(
         run_config={"ops": {"demo_bank_source": {"config": {"scale": SCALE, "seed": 7}}}},
-        instance=dg.DagsterInstance.ephemeral(),
+        instance=instance,
         raise_on_error=False,
     )
-    return {"root": root, "home": SynthHome(root), "defs": defs, "result": result}
+    return {"root": root, "home": SynthHome(root), "defs": defs, "result": result,
+            "instance": instance}  # fmt: skip
 
 
 def _run(defs, keys, *, raise_on_error=False):
@@ -69,6 +71,18 @@ def test_every_opted_in_table_is_published_with_all_checks_passed(env):
     assert "faked PII" in checks["customers_fidelity"].metadata["vs_sdmetrics_quality_report"].value
     transactions = checks["transactions_fidelity"].metadata
     assert transactions["utility_real_score"].value > 0  # beside the ratio
+    # Evaluating logs its progress to the run, rows done, percent and rate: transactions
+    # (target `channel`) compares its real and synthetic rows twice (our scores, SDMetrics'),
+    # then fits a model on real and one on synthetic rows, each scoring the holdout.
+    logged = [e.message or "" for e in env["instance"].all_logs(result.run_id)]
+    home = env["home"]
+    n = {p: len(pd.read_parquet(home.table_dir("transactions") / f"{p}.parquet"))
+         for p in ("train", "holdout", "candidate")}  # fmt: skip
+    compared = 2 * (n["train"] + n["holdout"] + n["candidate"])
+    utility = n["train"] + n["candidate"] + 2 * n["holdout"]
+    for stage, rows in (("scores", compared), ("utility (channel)", utility)):
+        line = f"fidelity transactions: {stage}: {rows:,} / {rows:,} rows (100%), "
+        assert [m for m in logged if m.startswith(line) and "rows/s" in m], (line, logged)
     with connect(env["home"].public_dir) as con:
         counts = dict(con.sql("select table_name, rows from releases where is_latest").fetchall())
         assert set(counts) == set(TABLES)

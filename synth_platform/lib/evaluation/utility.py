@@ -44,10 +44,13 @@ from synth_platform.lib.evaluation._columns import (
     ordered_columns,
     require_columns,
 )
+from synth_platform.lib.progress import Tally
 
 __all__ = ["UtilityReport", "evaluate_utility"]
 
 _MAX_CATEGORIES = 254  # HistGradientBoosting bins categories into at most max_bins - 1 = 254
+#: Real train rows, and synthetic rows, each model is fitted on at most (a seeded sample beyond).
+MAX_FIT_ROWS = 100_000
 
 
 @dataclass(frozen=True)
@@ -102,8 +105,9 @@ def evaluate_utility(
     datetime: Sequence[str],
     categorical: Sequence[str],
     seed: int = 0,
-    max_rows: int = 100_000,
+    max_rows: int = MAX_FIT_ROWS,
     n_threads: int | None = 1,
+    progress: Callable[[int, int], None] | None = None,
 ) -> UtilityReport:
     """Compare a model trained on ``synthetic`` with one trained on ``train``, both on holdout.
 
@@ -144,6 +148,9 @@ def evaluate_utility(
         ValueError: If the target is not listed, no feature is listed, a column is listed
             twice or missing from a table, a table has no row with a target value, the target
             is constant in train or holdout, ``max_rows < 1`` or ``n_threads < 1``.
+
+    ``progress`` is called with (rows done, rows in all) after each fit (its rows) and each
+    scoring of the holdout (its rows).
     """
     if max_rows < 1:
         raise ValueError(f"max_rows must be at least 1, got {max_rows}")
@@ -180,6 +187,7 @@ def evaluate_utility(
     holdout_y = targets["holdout"]
     scores: dict[str, dict[str, float | None]] = {}
     seconds: dict[str, float] = {}
+    tally = Tally(progress, rows["train"].size + rows["synthetic"].size + 2 * rows["holdout"].size)
     for label in ("train", "synthetic"):
         fit_x, test_x = _features(
             frames[label], holdout, features, kinds, rows[label], rows["holdout"]
@@ -189,7 +197,9 @@ def evaluate_utility(
             started = time.perf_counter()
             model = _fit(task, fit_x, targets[label], mask, seed)
             seconds[label] = time.perf_counter() - started
+            tally.advance(rows[label].size)
             scores[label] = _score(task, model, test_x, holdout_y)
+            tally.advance(rows["holdout"].size)
 
     metric = "macro_f1" if task == "classification" else "r2"
     real_score = float(scores["train"][metric])  # type: ignore[arg-type]

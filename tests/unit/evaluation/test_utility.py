@@ -61,6 +61,18 @@ def test_binary_target_reports_roc_auc(tables):
     assert report.ratio > 0.85
 
 
+def test_progress_counts_fitting_and_scored_rows(tables):
+    train, holdout, fresh = tables
+    calls: list[tuple[int, int]] = []
+    report = evaluate_utility(
+        train=train, holdout=holdout, synthetic=fresh, target="age", progress=lambda *a:
+        calls.append(a), **COLUMNS,
+    )  # fmt: skip
+    total = report.n_train_real + report.n_train_synthetic + 2 * report.n_holdout
+    done = [report.n_train_real, report.n_holdout, report.n_train_synthetic, report.n_holdout]
+    assert calls == [(int(x), total) for x in np.cumsum(done)]
+
+
 def test_deterministic_with_seed_and_subsamples(tables):
     train, holdout, fresh = tables
     kwargs = {"train": train, "holdout": holdout, "synthetic": fresh, "target": "age"}
