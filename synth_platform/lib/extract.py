@@ -41,7 +41,9 @@ _EXCLUDE = "or list the column under `meta.synthetic.exclude`"
 _REFUSED: tuple[tuple[str, str, str], ...] = (
     (r"^(HUGEINT|UHUGEINT|VARINT|BIGNUM)$",
      "Parquet has no 128-bit or arbitrary-precision integer, so the published twin could not "
-     "keep the type", "cast it to BIGINT when its values fit, else to DECIMAL(38,0)"),
+     "keep the type", "cast it to BIGINT when its values fit, else to DECIMAL(38,0) (modelled as "
+     "a float: about 15 significant digits; subtract a common offset if the values differ only "
+     "beyond them)"),
     (r"^TIMESTAMP_S$", "Parquet has no second-precision timestamp",
      "cast it to TIMESTAMP"),
     (r"^(TIME|TIME_NS|TIME WITH TIME ZONE|TIMETZ)$",
