@@ -13,7 +13,6 @@ multiprocess executor with the in-process one on four independent tables.
 from __future__ import annotations
 
 import json
-import math
 import os
 import re
 import shutil
@@ -349,9 +348,9 @@ if __name__ == "__main__":
                 open(f"{barrier}.{os.getpid()}", "w").close()
         if barrier:
             folder, name = os.path.split(barrier)
-            waited = time.perf_counter()
-            while sum(f.startswith(name + ".") for f in os.listdir(folder)) < int(
-                    os.environ["SCALE_BENCH_PEERS"]) and time.perf_counter() - waited < 900:
+            peers, waited = int(os.environ["SCALE_BENCH_PEERS"]), time.perf_counter()
+            while sum(f.startswith(name + ".") for f in os.listdir(folder)) < peers and (
+                    time.perf_counter() - waited < 900):
                 time.sleep(0.05)
         config = {"execution": {"config": {executor: {"max_concurrent": 2, "start_method": {
             "forkserver": {"preload_modules": ["scale_job", "tests.example",
@@ -552,12 +551,12 @@ _EXECUTOR_ROWS = (
 _HALVES = "two in_process runs at once (t1, t2 / t3, t4), one thread per step"
 
 
-def _two_halves_at_once(n: int) -> tuple[float, float] | str:
+def _two_halves_at_once(n: int) -> dict[str, float | str]:
     """The same work on two cores without Dagster's multiprocess executor: two homes, each
     with half the tables, whose twins jobs (in-process, one thread per step) start together
-    once both warehouse jobs are done. What two cores give this workload on this machine:
-    (wall of the later one, machine busy CPU seconds meanwhile), or the error of one that
-    failed."""
+    once both warehouse jobs are done. What two cores give this workload on this machine, as
+    a run of :func:`_run_job_script`: the later one's wall, the machine's busy CPU seconds
+    meanwhile, or the error of one that failed."""
     from concurrent.futures import ThreadPoolExecutor
 
     barrier = Path(tempfile.mkdtemp(prefix="synth-exec-barrier-")) / "ready"
@@ -571,14 +570,32 @@ def _two_halves_at_once(n: int) -> tuple[float, float] | str:
             n / TRANSACTIONS_PER_SCALE, timed=False, extra_env=env,
         )  # fmt: skip
 
-    with ThreadPoolExecutor(2) as pool:
-        runs = list(pool.map(half, range(2)))
-    for root in (*roots, barrier.parent):
-        shutil.rmtree(root, ignore_errors=True)
+    try:
+        with ThreadPoolExecutor(2) as pool:
+            runs = list(pool.map(half, range(2)))
+    finally:
+        for root in (*roots, barrier.parent):
+            shutil.rmtree(root, ignore_errors=True)
     for r in runs:
         if "error" in r or r["published"] != "True":
-            return str(r.get("error", "not published"))
-    return max(float(r["wall"]) for r in runs), max(float(r["cpu"]) for r in runs)
+            return {"error": str(r.get("error", "not published"))}
+    return {"wall": max(float(r["wall"]) for r in runs), "cpu": max(float(r["cpu"]) for r in runs),
+            "published": "True", "head": float("nan"), "warehouse": float("nan")}  # fmt: skip
+
+
+def _executor_row(
+    label: str, rows: int, run: dict[str, float | str], walls: dict[str, float]
+) -> list:
+    """A row of the executors table for ``run`` (:func:`_run_job_script`'s result), its
+    speed-ups over the rows already in ``walls``, to which its wall time is added."""
+    nan = float("nan")
+    if "error" in run:
+        return [label, rows, *[nan] * 6, f"error: {run['error']}", nan]
+    wall, cpu = float(run["wall"]), float(run["cpu"])
+    walls[label] = wall
+    return [label, rows, wall, walls.get("in_process", nan) / wall,
+            walls.get(_ONE_THREAD, nan) / wall, run["head"], cpu, cpu / wall, run["published"],
+            run["warehouse"]]  # fmt: skip
 
 
 def _executors(quick: bool) -> str:
@@ -592,7 +609,7 @@ def _executors(quick: bool) -> str:
          "warehouse job before it (s)"]
     )  # fmt: skip
     for n in sizes:
-        walls: dict[str, float] = {}
+        walls: dict[str, float] = {}  # by row label, for the speed-ups
         for label, executor, extra_env in _EXECUTOR_ROWS:
             root = Path(tempfile.mkdtemp(prefix=f"synth-exec-{executor}-"))
             project = _four_tables_project(root)
@@ -600,26 +617,9 @@ def _executors(quick: bool) -> str:
                 root, project, "t1,t2,t3,t4", executor, n / TRANSACTIONS_PER_SCALE, timed=False,
                 extra_env=extra_env,
             )  # fmt: skip
-            if "error" in run:
-                table.add([label, n // 4, float("nan"), float("nan"), float("nan"),
-                           float("nan"), float("nan"), float("nan"), f"error: {run['error']}",
-                           float("nan")])  # fmt: skip
-            else:
-                wall, cpu = float(run["wall"]), float(run["cpu"])
-                walls[label] = wall
-                table.add([label, n // 4, wall, walls.get("in_process", math.nan) / wall,
-                           walls.get(_ONE_THREAD, math.nan) / wall, run["head"], cpu,
-                           cpu / wall, run["published"], run["warehouse"]])  # fmt: skip
+            table.add(_executor_row(label, n // 4, run, walls))
             shutil.rmtree(root, ignore_errors=True)
-        halves = _two_halves_at_once(n)
-        if isinstance(halves, str):
-            table.add([_HALVES, n // 4, *[float("nan")] * 6, f"error: {halves}",
-                       float("nan")])  # fmt: skip
-        else:
-            wall, cpu = halves
-            table.add([_HALVES, n // 4, wall, walls.get("in_process", math.nan) / wall,
-                       walls.get(_ONE_THREAD, math.nan) / wall, float("nan"), cpu, cpu / wall,
-                       "True", float("nan")])  # fmt: skip
+        table.add(_executor_row(_HALVES, n // 4, _two_halves_at_once(n), walls))
     ceiling = _two_core_ceiling()
     return (
         table.markdown()

@@ -239,7 +239,8 @@ def read_source(
         database, schema, name = _split_relation(relation)
         qualified = ".".join(quote(p) for p in (database, schema, name) if p)
         # Every problem at once, types and values, so that one round trip fixes them all.
-        bad = [(c, t, refusal(t)) for c, t in keep if refusal(t)]
+        refused = [(c, t, refusal(t)) for c, t in keep]
+        bad = [(c, t, why_fix) for c, t, why_fix in refused if why_fix]
         problems = []
         if bad:
             listed = "; ".join(f"{c} ({t}): {why}; fix: {fix}" for c, t, (why, fix) in bad)
@@ -247,7 +248,7 @@ def read_source(
                 f"unsupported column type(s): {listed}. Change them in the dbt model, or list "
                 "them under `meta.synthetic.exclude`"
             )
-        modelable = [(c, t) for c, t in keep if not refusal(t)]
+        modelable = [(c, t) for c, t, why_fix in refused if why_fix is None]
         problems += _value_problems(con, qualified, modelable, table)
         if problems:
             raise UnsupportedColumnError(f"table '{table}': " + "; ".join(problems) + ".")

@@ -832,7 +832,6 @@ def _fidelity_metrics(
         evaluate_fidelity,
         evaluate_utility,
     )
-    from synth_platform.lib.evaluation.utility import MAX_FIT_ROWS
 
     compared = len(real) + len(synth)
     meter = Meter(progress, stage=f"fidelity {model.name}: scores", total=2 * compared)
@@ -898,8 +897,7 @@ def _fidelity_metrics(
     if reason is not None:
         metrics["utility"] = NotApplicable(reason)
         return metrics, details, rep, subjects
-    rows = min(len(train), MAX_FIT_ROWS) + min(len(synth), MAX_FIT_ROWS) + 2 * len(holdout)
-    meter = Meter(progress, stage=f"fidelity {model.name}: utility ({target})", total=rows)
+    meter = Meter(progress, stage=f"fidelity {model.name}: utility ({target})", total=0)
     util = evaluate_utility(
         train=train, holdout=holdout, synthetic=synth, target=target,
         numeric=meta.numeric, datetime=meta.datetime, categorical=meta.categorical,

@@ -391,7 +391,6 @@ def rekey_children(
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), 0x6B657973]))
     out = {t: _own_frame(synthetic[t]) for t in group.tables}
     tally = Tally(progress, sum(len(out[r.child]) for r in group.relationships))
-    advance = tally.advance
     for r in group.relationships:
         start = tally.done
         # A defective parent (null or duplicate keys) is re-keyed against its distinct keys
@@ -424,7 +423,7 @@ def rekey_children(
         index = np.full(n_child, -1, dtype=np.int64)
         matched = (
             _matched_parents(
-                r, real, out, parent_keys, keyed, real_counts, n_keyed, profiles, rng, advance
+                r, real, out, parent_keys, keyed, real_counts, n_keyed, profiles, rng, tally.advance
             )
             if profiles is not None and real_counts.size and n_keyed
             else None
@@ -454,7 +453,8 @@ def rekey_children(
         current = list(out[r.child].columns)
         if order != current and len(order) == len(current) and set(order) == set(current):
             out[r.child] = out[r.child][order]  # a copy: only when the order differs
-        advance(start + n_child - tally.done)  # the rows without a key, or all of a random pairing
+        rest = start + n_child - tally.done  # the rows without a key, or all of a random pairing
+        tally.advance(rest)
     return out
 
 
